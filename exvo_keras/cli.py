@@ -1,0 +1,203 @@
+"""One command line for every stage: `python -m exvo_keras <command> --help`.
+
+Each command is a thin wrapper over a package function; run_all.sh only chains these commands.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+DEFAULT_WORK = "work"
+
+
+def _quiet_tensorflow() -> None:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def cmd_make_demo(args) -> int:
+    from exvo_keras.data.demo import make_demo
+
+    path = Path(args.out_dir)
+    if (path / "data_info.csv").exists() and not args.overwrite:
+        print(f"demo corpus already at {path} (use --overwrite to rebuild)")
+        return 0
+    make_demo(path, n_speakers=args.speakers, clips_per_speaker=args.clips, seed=args.seed, overwrite=args.overwrite)
+    print(f"wrote demo corpus to {path}")
+    return 0
+
+
+def cmd_check_corpus(args) -> int:
+    from exvo_keras.data.corpus import check_corpus
+
+    problems = check_corpus(args.root, check_audio=not args.no_audio, progress=not args.quiet)
+    errors = [p for p in problems if p.severity == "error"]
+    for p in problems:
+        print(p)
+    print(f"{args.root}: {len(errors)} error(s), {len(problems) - len(errors)} warning(s)")
+    return 1 if errors else 0
+
+
+def cmd_extract_compare(args) -> int:
+    from exvo_keras.data.corpus import load_corpus
+    from exvo_keras.experiments.tables import feature_store
+    from exvo_keras.features.compare import extract_compare
+
+    corpus = load_corpus(args.data)
+    out = Path(args.out) if args.out else feature_store(args.work, "compare")
+    if out.exists():
+        print(f"{out}: complete, skipped")
+    path = extract_compare(corpus, out, jobs=args.jobs, progress=not args.quiet)
+    print(f"ComParE store: {path}")
+    return 0
+
+
+def _training_config(args, stores, head):
+    from exvo_keras.training.mtl import HeadTraining
+
+    return HeadTraining(stores=[str(s) for s in stores], head=head, epochs=args.epochs, batch_size=args.batch_size,
+                        learning_rate=args.lr, weight_decay=1e-4 if head == "baseline" else 0.0,
+                        patience=args.patience, early_stopping=args.early_stopping, eval_splits=args.eval_splits)
+
+
+def cmd_train(args) -> int:
+    from exvo_keras.data.corpus import load_corpus
+    from exvo_keras.experiments.tables import missing_inputs, row_by_key, rows_of, run_dir
+    from exvo_keras.training.mtl import run_head
+
+    corpus = load_corpus(args.data)
+    rows = [row_by_key(k) for k in args.rows] if args.rows else rows_of(args.table)
+    seeds = list(range(args.seed0, args.seed0 + args.seeds))
+    for row in rows:
+        missing = missing_inputs(row, Path(args.work))
+        if missing:
+            print(f"{row.system} {row.config}: not run, supply {'; '.join(missing)}")
+            continue
+        cfg = _training_config(args, row.store_paths(Path(args.work)), row.head)
+        summary = run_head(run_dir(args.work, row), corpus, cfg, seeds, progress=not args.quiet)
+        _print_summary(f"{row.system} {row.config}", summary)
+    return 0
+
+
+def cmd_train_mtl(args) -> int:
+    from exvo_keras.data.corpus import load_corpus
+    from exvo_keras.training.mtl import run_head
+
+    corpus = load_corpus(args.data)
+    cfg = _training_config(args, args.features, args.head)
+    summary = run_head(args.out, corpus, cfg, list(range(args.seed0, args.seed0 + args.seeds)),
+                       progress=not args.quiet)
+    _print_summary(str(args.out), summary)
+    return 0
+
+
+def _print_summary(name: str, summary: dict) -> None:
+    for split, metrics in summary.items():
+        parts = [f"{m} {metrics[m]['mean']:.3f}±{metrics[m]['std']:.3f}"
+                 for m in ("emo_ccc", "cou_uar", "age_mae", "s_mtl")]
+        print(f"{name} [{split}, {metrics['s_mtl']['n']} seeds]: " + ", ".join(parts))
+
+
+def cmd_report(args) -> int:
+    from exvo_keras.data.corpus import load_corpus
+    from exvo_keras.experiments.tables import table_frame, table_markdown
+    from exvo_keras.training.mtl import atomic_write_text, reference_scores
+
+    corpus = load_corpus(args.data)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    frame = table_frame(args.table, args.work, reference=reference_scores(corpus, "Val"))
+    note = (f"Validation split of corpus `{corpus.root}` (fingerprint {corpus.fingerprint}); ours are mean ± std "
+            f"over seeds of the run folders in `{Path(args.work) / 'runs'}`; Δ is ours minus the paper's. "
+            f"S_MTL = 3 / (1/CCC + MAE + 1/UAR).")
+    md = table_markdown(frame, f"Table {args.table}", note)
+    atomic_write_text(out / f"table{args.table}.md", md)
+    frame.to_csv(out / f"table{args.table}.csv", index=False)
+    print(md)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from exvo_keras.data import demo
+
+    parser = argparse.ArgumentParser(prog="python -m exvo_keras",
+                                     description="Reproduce Purohit et al. (ExVo 2022 Multi-Task) in Keras 3.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name, func, help_text):
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.set_defaults(func=func)
+        p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+        return p
+
+    p = add("make-demo", cmd_make_demo, "Write the synthetic demo corpus in ExVo's format.")
+    p.add_argument("out_dir", help="folder to create (data_info.csv, wav/)")
+    p.add_argument("--speakers", type=int, default=demo.DEFAULT_N_SPEAKERS, help="number of speakers (default %(default)s)")
+    p.add_argument("--clips", type=int, default=demo.DEFAULT_CLIPS_PER_SPEAKER, help="clips per speaker (default %(default)s)")
+    p.add_argument("--seed", type=int, default=demo.DEFAULT_SEED, help="generator seed (default %(default)s)")
+    p.add_argument("--overwrite", action="store_true", help="rebuild even if the folder holds a corpus")
+
+    p = add("check-corpus", cmd_check_corpus,
+            "Validate an ExVo-format folder and list every problem found (exit 1 if any error).")
+    p.add_argument("root", help="corpus folder (data_info.csv + wav/)")
+    p.add_argument("--no-audio", action="store_true", help="check the table only, do not open the wavs")
+
+    def data_work(p):
+        p.add_argument("--data", required=True, help="ExVo-format corpus folder (real or demo)")
+        p.add_argument("--work", default=DEFAULT_WORK, help=f"folder for stores and runs (default {DEFAULT_WORK}/)")
+
+    p = add("extract-compare", cmd_extract_compare,
+            "ComParE 2016 functionals (openSMILE, 6,373 dims) of every clip into an HDF5 store (resumable).")
+    data_work(p)
+    p.add_argument("--out", help="store path (default WORK/features/compare.h5)")
+    p.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="worker processes (default: all cores)")
+
+    def training(p):
+        p.add_argument("--seeds", type=int, default=5, help="number of seeds (default 5)")
+        p.add_argument("--seed0", type=int, default=0, help="first seed (default 0)")
+        p.add_argument("--epochs", type=int, default=20, help="maximum epochs (default 20, as the baseline)")
+        p.add_argument("--batch-size", type=int, default=8, help="batch size (default 8, as the baseline)")
+        p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default 1e-3)")
+        p.add_argument("--patience", type=int, default=5, help="early-stopping patience in epochs (default 5)")
+        p.add_argument("--early-stopping", choices=("Val", "dev"), default="Val",
+                       help="split whose loss picks the epoch: Val (as the baseline) or dev (10%% of Train, "
+                            "speaker-independent)")
+        p.add_argument("--eval-splits", nargs="+", default=["Val"], choices=("Val", "Test"),
+                       help="splits to predict and score (default Val)")
+
+    p = add("train", cmd_train, "Train and score registered table rows over N seeds (resumable).")
+    data_work(p)
+    p.add_argument("--table", type=int, default=2, help="train every row of this table (default 2)")
+    p.add_argument("--rows", nargs="+", help="row keys instead of a whole table, e.g. compare-sys1")
+    training(p)
+
+    p = add("train-mtl", cmd_train_mtl, "Train a multi-task head on any stores (early fusion if several).")
+    p.add_argument("--data", required=True, help="ExVo-format corpus folder")
+    p.add_argument("--features", nargs="+", required=True, help="HDF5 store(s); several are concatenated")
+    p.add_argument("--head", choices=("sys1", "sys2", "baseline"), default="sys1", help="head preset")
+    p.add_argument("--out", required=True, help="run folder")
+    training(p)
+
+    p = add("report", cmd_report, "Write results/tableN.md and .csv: ours beside the paper's numbers.")
+    data_work(p)
+    p.add_argument("--table", type=int, default=2, help="table number (default 2)")
+    p.add_argument("--out", default="results", help="output folder (default results/)")
+    return parser
+
+
+def main(argv=None) -> int:
+    _quiet_tensorflow()
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ValueError, FileExistsError, FileNotFoundError) as exc:
+        # Our errors name the file and the problem; a traceback would bury that.
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

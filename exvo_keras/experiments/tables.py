@@ -1,0 +1,139 @@
+"""The paper's table rows as data, and the reports that set our numbers beside the paper's.
+
+Each `Row` says which feature stores it reads, which head it trains and which paper row it reproduces. The CLI
+(`train`, `report`), run_all.sh and the notebooks all work from this registry, so a row is defined once.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from exvo_keras.experiments.paper import paper_row
+
+# feature-set name -> the CLI command that builds its store (shown when a row cannot run yet)
+FEATURE_COMMANDS = {
+    "compare": "python -m exvo_keras extract-compare --data DATA --work WORK",
+}
+
+METRICS = ("emo_ccc", "cou_uar", "age_mae", "s_mtl")
+
+
+@dataclass(frozen=True)
+class Row:
+    """One system of a results table.
+
+    Args:
+        table: the paper's table number.
+        system: name shown in our table.
+        config: "Sys-1", "Sys-2" or "baseline head".
+        features: feature-set names; several means early fusion (concatenation in this order).
+        head: `exvo_keras.models.mtl.PRESETS` key.
+        paper: (system, config) of the paper row it reproduces, or None when the paper has no such row.
+    """
+
+    table: int
+    system: str
+    config: str
+    features: tuple[str, ...]
+    head: str
+    paper: tuple[str, str] | None
+
+    @property
+    def key(self) -> str:
+        slug = "+".join(self.features)
+        return f"{slug}-{self.head}"
+
+    def store_paths(self, work: Path) -> list[Path]:
+        return [feature_store(work, f) for f in self.features]
+
+
+def feature_store(work, name: str) -> Path:
+    return Path(work) / "features" / f"{name}.h5"
+
+
+ROWS = (
+    Row(2, "ComParE", "Sys-1", ("compare",), "sys1", ("ComParE", "Sys-1")),
+    Row(2, "ComParE", "Sys-2", ("compare",), "sys2", None),
+    # The challenge's own head on the same features: the paper's ComParE row is the organisers' baseline.
+    Row(2, "ComParE", "baseline head", ("compare",), "baseline", ("ComParE", "Sys-1")),
+)
+
+
+def rows_of(table: int) -> list[Row]:
+    return [r for r in ROWS if r.table == table]
+
+
+def row_by_key(key: str) -> Row:
+    for r in ROWS:
+        if r.key == key:
+            return r
+    raise KeyError(f"no registered row {key!r}; known: {', '.join(r.key for r in ROWS)}")
+
+
+def missing_inputs(row: Row, work: Path) -> list[str]:
+    """What to supply before `row` can run: one line per missing store, with the command that makes it."""
+    return [f"{p} ({FEATURE_COMMANDS.get(f, 'no extractor registered')})"
+            for f, p in zip(row.features, row.store_paths(work)) if not p.exists()]
+
+
+def run_dir(work, row: Row) -> Path:
+    return Path(work) / "runs" / f"table{row.table}" / row.key
+
+
+def table_frame(table: int, work, reference: dict | None = None, split: str = "Val") -> pd.DataFrame:
+    """Our mean ± std over seeds for every row of `table`, beside the paper's numbers and the difference."""
+    records = []
+    if reference is not None:
+        records.append({"system": "Reference: Train means + majority country", "config": "-", "status": "run",
+                        **{f"ours_{m}": reference[m] for m in METRICS}})
+    for row in rows_of(table):
+        rec = {"system": row.system, "config": row.config, "dims": None}
+        summary_path = run_dir(work, row) / "summary.json"
+        missing = missing_inputs(row, Path(work))
+        if summary_path.exists():
+            summary = json.loads(summary_path.read_text())[split]
+            rec["status"] = "run"
+            rec["seeds"] = summary["s_mtl"]["n"]
+            for m in METRICS:
+                rec[f"ours_{m}"] = summary[m]["mean"]
+                rec[f"ours_{m}_std"] = summary[m]["std"]
+        else:
+            rec["status"] = "not run: supply " + "; ".join(missing) if missing else "not run yet"
+        paper = paper_row(table, *row.paper) if row.paper else None
+        if paper:
+            rec["dims"] = paper.get("dims")
+            for m in METRICS:
+                rec[f"paper_{m}"] = paper.get(m)
+                if rec.get(f"ours_{m}") is not None and paper.get(m) is not None:
+                    rec[f"diff_{m}"] = rec[f"ours_{m}"] - paper[m]
+            rec["paper_s_mtl_std"] = paper.get("s_mtl_std")
+        records.append(rec)
+    return pd.DataFrame.from_records(records)
+
+
+def _fmt(value, std=None, digits=3) -> str:
+    if value is None or pd.isna(value):
+        return "—"
+    text = f"{value:.{digits}f}"
+    if std is not None and not pd.isna(std):
+        text += f" ± {std:.{digits}f}"
+    return text
+
+
+def table_markdown(frame: pd.DataFrame, title: str, note: str) -> str:
+    """A markdown table: per metric ours (mean ± std), the paper's and the difference."""
+    head = ["System", "Config"] + [f"{m} ours" for m in METRICS] + [f"{m} paper" for m in METRICS] + \
+           ["Δ S_MTL", "status"]
+    lines = [f"# {title}", "", note, "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for _, r in frame.iterrows():
+        cells = [str(r["system"]), str(r["config"])]
+        cells += [_fmt(r.get(f"ours_{m}"), r.get(f"ours_{m}_std")) for m in METRICS]
+        cells += [_fmt(r.get(f"paper_{m}"), r.get("paper_s_mtl_std") if m == "s_mtl" else None) for m in METRICS]
+        diff = r.get("diff_s_mtl")
+        cells += ["—" if diff is None or pd.isna(diff) else f"{diff:+.3f}", str(r["status"])]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,172 @@
+"""Multi-task heads: utterance embedding -> ten emotion intensities, age in years, country.
+
+Two families, one model class:
+- the paper's Sys-1 (128-64) and Sys-2 (256-128): two leaky-ReLU hidden layers, the mean of the three losses;
+- the ExVo challenge baseline (HumeAI): LayerNorm after each hidden layer, a 32-unit hidden layer per task, and
+  the task losses combined with learned uncertainty weights.
+
+The model carries its own Train standardisation (a fixed `Normalization` layer) and returns age in years, so a
+saved model maps raw features to final predictions with nothing outside it.
+
+How age enters the loss: the paper head takes the MSE of *standardised* age (years minus the Train mean, over
+the Train standard deviation). Its loss is a plain mean of three terms, and raw-year MSE (about 25 at the
+start) would outweigh emotion MSE (about 0.05) and cross-entropy (about 1.4) by two orders of magnitude. The
+baseline head keeps the HumeAI recipe, MSE in raw years, because its learned uncertainty weights rescale each
+task themselves.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+from keras import layers, ops
+
+from exvo_keras.data.labels import COUNTRIES, EMOTIONS
+
+PRESETS = {
+    # The paper: "the ExVo Multi-task baseline network", 128-64 (Sys-1) or doubled (Sys-2), mean of losses.
+    "sys1": dict(hidden_dims=(128, 64), layer_norm=False, task_hidden=0, loss_weighting="mean",
+                 emotion_loss="mean", age_loss="standardised"),
+    "sys2": dict(hidden_dims=(256, 128), layer_norm=False, task_hidden=0, loss_weighting="mean",
+                 emotion_loss="mean", age_loss="standardised"),
+    # The challenge's own baseline head (FACTS.md): LayerNorm, 32-unit task heads, uncertainty weights.
+    "baseline": dict(hidden_dims=(128, 64), layer_norm=True, task_hidden=32, loss_weighting="uncertainty",
+                     emotion_loss="sum", age_loss="years"),
+}
+
+# HumeAI's baseline initialises each task's log-variance here.
+UNCERTAINTY_INIT = -0.33
+
+
+@keras.saving.register_keras_serializable(package="exvo_keras")
+class MultiTaskHead(keras.Model):
+    """Maps a fixed-length embedding to emotion intensities, age (years) and country probabilities.
+
+    Args:
+        input_dim: embedding size.
+        hidden_dims: widths of the shared hidden layers, e.g. (128, 64) for Sys-1, (256, 128) for Sys-2.
+        feature_mean, feature_std: Train statistics of the embedding (lists or arrays of `input_dim`); the model
+            standardises its input with them. None means no standardisation.
+        age_mean, age_std: Train statistics of age in years; the age output is `age_mean + age_std * z`.
+        layer_norm: LayerNorm after each shared hidden layer (baseline head).
+        task_hidden: width of a per-task hidden layer (32 in the baseline head; 0 for none).
+        negative_slope: leaky-ReLU slope; 0.01 as PyTorch's default, which the baseline used.
+        loss_weighting: "mean" (the paper) or "uncertainty" (learned log-variance per task, the baseline).
+        emotion_loss: "mean" over the ten emotions, or "sum" of the ten MSEs (baseline).
+        age_loss: "standardised" (MSE of standardised age) or "years" (MSE in years).
+        seed: seed of the initialisers.
+
+    Returns (when called): dict with `emotion` `[batch, 10]` in [0, 1], `age` `[batch, 1]` in years, `country`
+    `[batch, 4]` probabilities.
+
+    Example:
+        >>> head = MultiTaskHead.from_preset("sys1", input_dim=20, seed=0)
+        >>> out = head(np.zeros((2, 20), "float32"))
+        >>> tuple(out["emotion"].shape), tuple(out["country"].shape)
+        ((2, 10), (2, 4))
+    """
+
+    def __init__(self, input_dim: int, hidden_dims=(128, 64), feature_mean=None, feature_std=None,
+                 age_mean: float = 0.0, age_std: float = 1.0, layer_norm: bool = False, task_hidden: int = 0,
+                 negative_slope: float = 0.01, loss_weighting: str = "mean", emotion_loss: str = "mean",
+                 age_loss: str = "standardised", seed: int | None = None, **kwargs):
+        if loss_weighting not in ("mean", "uncertainty"):
+            raise ValueError(f"loss_weighting must be 'mean' or 'uncertainty', got {loss_weighting!r}")
+        if emotion_loss not in ("mean", "sum"):
+            raise ValueError(f"emotion_loss must be 'mean' or 'sum', got {emotion_loss!r}")
+        if age_loss not in ("standardised", "years"):
+            raise ValueError(f"age_loss must be 'standardised' or 'years', got {age_loss!r}")
+        seeds = iter(range(1000)) if seed is None else iter(range(seed * 1000, seed * 1000 + 1000))
+
+        def init():
+            return keras.initializers.GlorotUniform(seed=next(seeds))
+
+        features = keras.Input(shape=(input_dim,), name="features")
+        x = features
+        if feature_mean is not None:
+            std = np.asarray(feature_std, np.float32)
+            x = layers.Normalization(mean=np.asarray(feature_mean, np.float32), variance=std * std,
+                                     name="standardise")(x)
+        for i, width in enumerate(hidden_dims):
+            x = layers.Dense(width, kernel_initializer=init(), name=f"hidden_{i}")(x)
+            if layer_norm:
+                x = layers.LayerNormalization(epsilon=1e-5, name=f"hidden_{i}_norm")(x)
+            x = layers.LeakyReLU(negative_slope, name=f"hidden_{i}_act")(x)
+
+        def task(name, units, activation):
+            h = x
+            if task_hidden:
+                h = layers.Dense(task_hidden, kernel_initializer=init(), name=f"{name}_hidden")(h)
+                h = layers.LeakyReLU(negative_slope, name=f"{name}_hidden_act")(h)
+            return layers.Dense(units, activation=activation, kernel_initializer=init(), name=name + "_out")(h)
+
+        emotion = layers.Identity(name="emotion")(task("emotion", len(EMOTIONS), "sigmoid"))
+        age = layers.Rescaling(scale=float(age_std), offset=float(age_mean), name="age")(task("age_z", 1, None))
+        country = layers.Identity(name="country")(task("country", len(COUNTRIES), "softmax"))
+        super().__init__(inputs=features, outputs={"emotion": emotion, "age": age, "country": country}, **kwargs)
+
+        self.input_dim = int(input_dim)
+        self.hidden_dims = tuple(int(h) for h in hidden_dims)
+        self.feature_mean = None if feature_mean is None else np.asarray(feature_mean, np.float32)
+        self.feature_std = None if feature_std is None else np.asarray(feature_std, np.float32)
+        self.age_mean = float(age_mean)
+        self.age_std = float(age_std)
+        self.layer_norm = bool(layer_norm)
+        self.task_hidden = int(task_hidden)
+        self.negative_slope = float(negative_slope)
+        self.loss_weighting = loss_weighting
+        self.emotion_loss = emotion_loss
+        self.age_loss = age_loss
+        self.seed = seed
+        if loss_weighting == "uncertainty":
+            self.log_vars = self.add_weight(shape=(3,), initializer=keras.initializers.Constant(UNCERTAINTY_INIT),
+                                            name="log_vars")
+
+    @classmethod
+    def from_preset(cls, preset: str, **kwargs) -> "MultiTaskHead":
+        """`sys1`, `sys2` or `baseline`; keyword arguments override the preset."""
+        if preset not in PRESETS:
+            raise ValueError(f"unknown head {preset!r}; choose one of {sorted(PRESETS)}")
+        return cls(**{**PRESETS[preset], **kwargs})
+
+    def task_losses(self, y, y_pred):
+        """The three unweighted task losses (emotion, age, country) as scalars."""
+        emo_sq = ops.square(ops.cast(y["emotion"], "float32") - y_pred["emotion"])
+        emo = ops.mean(ops.sum(emo_sq, axis=-1) if self.emotion_loss == "sum" else ops.mean(emo_sq, axis=-1))
+        age_err = ops.reshape(ops.cast(y["age"], "float32"), (-1,)) - ops.reshape(y_pred["age"], (-1,))
+        if self.age_loss == "standardised":
+            age_err = age_err / self.age_std
+        age = ops.mean(ops.square(age_err))
+        cou = ops.mean(keras.losses.sparse_categorical_crossentropy(ops.reshape(y["country"], (-1,)),
+                                                                    y_pred["country"]))
+        return emo, age, cou
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        losses = ops.stack(self.task_losses(y, y_pred))
+        if self.loss_weighting == "uncertainty":
+            total = ops.sum(ops.exp(-self.log_vars) * losses + self.log_vars)
+        else:
+            total = ops.mean(losses)
+        return total + ops.sum(self.losses) if self.losses else total
+
+    def get_config(self):
+        return {
+            "name": self.name,
+            "input_dim": self.input_dim,
+            "hidden_dims": list(self.hidden_dims),
+            "feature_mean": None if self.feature_mean is None else self.feature_mean.tolist(),
+            "feature_std": None if self.feature_std is None else self.feature_std.tolist(),
+            "age_mean": self.age_mean,
+            "age_std": self.age_std,
+            "layer_norm": self.layer_norm,
+            "task_hidden": self.task_hidden,
+            "negative_slope": self.negative_slope,
+            "loss_weighting": self.loss_weighting,
+            "emotion_loss": self.emotion_loss,
+            "age_loss": self.age_loss,
+            "seed": self.seed,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)

@@ -1,0 +1,197 @@
+"""Training and scoring the multi-task heads over several seeds, one run folder per seed.
+
+A run folder (`RUN_DIR/seed_<k>/`) holds `model.keras`, `history.json`, `predictions_<Split>.csv` and
+`metrics.json`; `RUN_DIR/config.json` records what was trained and `RUN_DIR/summary.json` the mean and standard
+deviation over seeds. A seed whose `metrics.json` exists is not trained again, so an interrupted run resumes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from exvo_keras.data.corpus import Corpus
+from exvo_keras.data.labels import COUNTRIES, EMOTIONS
+from exvo_keras.metrics import score_all
+from exvo_keras.store import read_fused
+
+
+@dataclass
+class HeadTraining:
+    """Everything that defines one multi-task system: features, head and recipe (not the seed).
+
+    `early_stopping` names the split whose loss picks the epoch: "Val", as the challenge baseline did, or "dev",
+    a speaker-independent 10 % of Train, which keeps Val untouched.
+    """
+
+    stores: list[str]
+    head: str = "sys1"
+    epochs: int = 20
+    batch_size: int = 8
+    learning_rate: float = 1e-3
+    weight_decay: float = 0.0
+    patience: int = 5
+    early_stopping: str = "Val"
+    eval_splits: list[str] = field(default_factory=lambda: ["Val"])
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def _split_ids(corpus: Corpus, cfg: HeadTraining) -> dict[str, list[str]]:
+    from exvo_keras.data.corpus import speaker_split
+
+    ids = {s: corpus.file_ids(s) for s in ("Train", *cfg.eval_splits)}
+    if cfg.early_stopping == "dev":
+        ids["Train"], ids["dev"] = speaker_split(corpus, 0.1, seed=0)
+    elif cfg.early_stopping in ("Val", "Train", "Test"):
+        ids.setdefault(cfg.early_stopping, corpus.file_ids(cfg.early_stopping))
+    else:
+        raise ValueError(f"early_stopping must be 'Val' or 'dev', got {cfg.early_stopping!r}")
+    return ids
+
+
+def _labels(corpus: Corpus, ids: list[str]) -> dict[str, np.ndarray]:
+    rows = corpus.table.loc[ids]
+    return {"emotion": rows[list(EMOTIONS)].to_numpy(np.float32),
+            "age": rows["Age"].to_numpy(np.float32),
+            "country": rows["Country"].to_numpy(np.int32)}
+
+
+def train_one(X_train, y_train, X_stop, y_stop, cfg: HeadTraining, seed: int, verbose: int = 0):
+    """Trains one head; returns (model, history dict). The weights of the best early-stopping epoch are kept."""
+    import keras
+    import tensorflow as tf
+
+    from exvo_keras.models.mtl import MultiTaskHead
+
+    keras.utils.set_random_seed(seed)
+    mean = X_train.mean(axis=0)
+    std = X_train.std(axis=0)
+    # Constant features (ComParE has some) would divide by ~0 and explode on other splits: leave them unscaled.
+    std = np.where(std < 1e-8, 1.0, std)
+    model = MultiTaskHead.from_preset(cfg.head, input_dim=X_train.shape[1], feature_mean=mean, feature_std=std,
+                                      age_mean=float(y_train["age"].mean()), age_std=float(y_train["age"].std()),
+                                      seed=seed)
+    opt = keras.optimizers.Adam(cfg.learning_rate, weight_decay=cfg.weight_decay or None)
+    model.compile(optimizer=opt)
+    stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=cfg.patience, restore_best_weights=True)
+    # Datasets built once: handing fit() numpy arrays rebuilds an input pipeline every epoch, which costs more
+    # than the epoch itself on corpus-sized feature matrices.
+    train = tf.data.Dataset.from_tensor_slices((X_train, y_train)).shuffle(len(X_train), seed=seed)
+    train = train.batch(cfg.batch_size).prefetch(2)
+    stop_data = tf.data.Dataset.from_tensor_slices((X_stop, y_stop)).batch(512).cache()
+    history = model.fit(train, validation_data=stop_data, epochs=cfg.epochs, callbacks=[stop], verbose=verbose)
+    return model, {k: [float(v) for v in vals] for k, vals in history.history.items()}
+
+
+def predict(model, X: np.ndarray, batch_size: int = 256) -> dict[str, np.ndarray]:
+    out = model.predict(X, batch_size=batch_size, verbose=0)
+    return {"emotion": np.asarray(out["emotion"]), "age": np.asarray(out["age"]).reshape(-1),
+            "country_prob": np.asarray(out["country"])}
+
+
+def predictions_frame(ids: Sequence[str], pred: dict[str, np.ndarray]) -> pd.DataFrame:
+    """Predictions in the challenge's submission columns, plus the country probabilities."""
+    frame = pd.DataFrame({"File_ID": list(ids), "Country": pred["country_prob"].argmax(axis=1),
+                          "Age": pred["age"]})
+    for i, name in enumerate(EMOTIONS):
+        frame[name] = pred["emotion"][:, i]
+    for i, name in enumerate(COUNTRIES):
+        frame[f"p_{name}"] = pred["country_prob"][:, i]
+    return frame
+
+
+def score_predictions(frame: pd.DataFrame, labels: dict[str, np.ndarray]) -> dict[str, float]:
+    return score_all(labels["emotion"], frame[list(EMOTIONS)].to_numpy(), labels["age"], frame["Age"].to_numpy(),
+                     labels["country"], frame["Country"].to_numpy())
+
+
+def summarise(per_seed: list[dict[str, dict[str, float]]]) -> dict[str, dict[str, dict[str, float]]]:
+    """{split: {metric: {mean, std, n}}} over seeds (population std, as a spread, with n given)."""
+    summary = {}
+    for split in per_seed[0]:
+        summary[split] = {}
+        for metric in per_seed[0][split]:
+            values = np.array([m[split][metric] for m in per_seed])
+            summary[split][metric] = {"mean": float(values.mean()), "std": float(values.std()), "n": len(values)}
+    return summary
+
+
+def run_head(run_dir, corpus: Corpus, cfg: HeadTraining, seeds: Sequence[int], *, progress: bool = True,
+             verbose: int = 0) -> dict:
+    """Trains and scores `cfg` once per seed under `run_dir`; returns the summary over seeds.
+
+    Seeds already finished (their metrics.json exists) are reused; a run_dir made with another config is refused.
+    """
+    from exvo_keras.progress import progress_bar
+
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    config_path = run_dir / "config.json"
+    config = {**cfg.to_json(), "corpus": corpus.fingerprint}
+    if config_path.exists():
+        old = json.loads(config_path.read_text())
+        if old != config:
+            changed = sorted(k for k in set(old) | set(config) if old.get(k) != config.get(k))
+            raise ValueError(f"{run_dir} was trained with another configuration (differs in {', '.join(changed)}); "
+                             "remove the folder or choose another --out")
+    else:
+        atomic_write_text(config_path, json.dumps(config, indent=2))
+
+    ids = _split_ids(corpus, cfg)
+    needed = {"Train", cfg.early_stopping, *cfg.eval_splits}
+    X = {s: read_fused(cfg.stores, ids[s], corpus_fingerprint=corpus.fingerprint) for s in needed}
+    y = {s: _labels(corpus, ids[s]) for s in needed}
+    for s in needed:
+        if np.isnan(y[s]["age"]).any() or np.isnan(y[s]["emotion"]).any():
+            raise ValueError(f"{corpus.root}: split {s} has missing labels; it cannot be used for training or scoring")
+
+    per_seed = []
+    for seed in progress_bar(list(seeds), desc=f"{run_dir.name}", unit="seed", enabled=progress):
+        seed_dir = run_dir / f"seed_{seed}"
+        metrics_path = seed_dir / "metrics.json"
+        if not metrics_path.exists():
+            seed_dir.mkdir(exist_ok=True)
+            model, history = train_one(X["Train"], y["Train"], X[cfg.early_stopping], y[cfg.early_stopping], cfg,
+                                       seed, verbose)
+            model.save(seed_dir / "model.keras")
+            atomic_write_text(seed_dir / "history.json", json.dumps(history))
+            metrics = {}
+            for split in cfg.eval_splits:
+                frame = predictions_frame(ids[split], predict(model, X[split]))
+                frame.to_csv(seed_dir / f"predictions_{split}.csv", index=False)
+                metrics[split] = score_predictions(frame, y[split])
+            # Written last: its presence marks the seed as done.
+            atomic_write_text(metrics_path, json.dumps(metrics, indent=2))
+        per_seed.append(json.loads(metrics_path.read_text()))
+    summary = summarise(per_seed)
+    atomic_write_text(run_dir / "summary.json", json.dumps(summary, indent=2))
+    return summary
+
+
+def reference_scores(corpus: Corpus, split: str = "Val") -> dict[str, float]:
+    """Scores of a head that ignores the audio: Train mean emotions and age, Train's majority country.
+
+    A system has learned something only if it clearly beats this.
+    """
+    train = corpus.labels("Train")
+    target = corpus.labels(split)
+    n = len(target["age"])
+    frame = pd.DataFrame({"Country": np.full(n, np.bincount(train["country"]).argmax()),
+                          "Age": np.full(n, train["age"].mean())})
+    for i, name in enumerate(EMOTIONS):
+        frame[name] = train["emotion"][:, i].mean()
+    return score_predictions(frame, target)

@@ -1,0 +1,46 @@
+"""Shared fixtures: a tiny hand-made ExVo-format corpus, independent of the demo generator."""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+import soundfile as sf  # noqa: E402
+
+from exvo_keras.data.labels import COUNTRIES, EMOTIONS  # noqa: E402
+
+
+def write_corpus(root: Path, n_per_split=(6, 4, 4), seed=0, duration=0.4) -> Path:
+    """ExVo's layout: data_info.csv (columns deliberately not in the release's order) + wav/NNNNN.wav."""
+    rng = np.random.default_rng(seed)
+    (root / "wav").mkdir(parents=True)
+    rows = []
+    fid = 100
+    for split, n in zip(("Train", "Val", "Test"), n_per_split):
+        for i in range(n):
+            fid += 1
+            emo = rng.random(len(EMOTIONS))
+            emo /= emo.max()
+            country = int(rng.integers(0, len(COUNTRIES)))
+            row = {"Split": split, "File_ID": f"[{fid:05d}]", "Subject_ID": f"Speaker_{split}{i % 2}",
+                   "Country": country, "Country_string": COUNTRIES[country], "Age": int(rng.integers(18, 40))}
+            row.update({e: round(float(v), 4) for e, v in zip(EMOTIONS, emo)})
+            if split == "Test":
+                for k in ("Country", "Country_string", "Age", *EMOTIONS):
+                    row[k] = None
+            rows.append(row)
+            t = np.arange(int(duration * 16000)) / 16000
+            x = 0.3 * np.sin(2 * np.pi * (150 + 10 * i) * t) + 0.01 * rng.standard_normal(t.size)
+            sf.write(root / "wav" / f"{fid:05d}.wav", x, 16000, subtype="PCM_16")
+    cols = ["Subject_ID", "File_ID", "Split", *EMOTIONS, "Age", "Country", "Country_string"]
+    pd.DataFrame(rows)[cols].to_csv(root / "data_info.csv", index=False)
+    return root
+
+
+@pytest.fixture
+def tiny_corpus(tmp_path):
+    return write_corpus(tmp_path / "corpus")

@@ -1,0 +1,65 @@
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from exvo_keras.cli import build_parser, main
+
+COMMANDS = ["make-demo", "check-corpus", "extract-compare", "train", "train-mtl", "report"]
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_has_help(command, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        build_parser().parse_args([command, "--help"])
+    assert exit_.value.code == 0
+    assert "usage: python -m exvo_keras " + command in capsys.readouterr().out
+
+
+def test_module_entry_point_lists_commands():
+    out = subprocess.run([sys.executable, "-m", "exvo_keras", "--help"], capture_output=True, text=True, check=True)
+    for command in COMMANDS:
+        assert command in out.stdout
+
+
+def test_demo_to_table_end_to_end(tmp_path, capsys):
+    data, work, results = tmp_path / "demo", tmp_path / "work", tmp_path / "results"
+    assert main(["make-demo", str(data), "--speakers", "12", "--clips", "2", "-q"]) == 0
+    assert main(["check-corpus", str(data), "-q"]) == 0
+    # Before extraction, the table names what to supply instead of dropping the rows.
+    assert main(["report", "--data", str(data), "--work", str(work), "--out", str(results)]) == 0
+    assert "not run: supply" in (results / "table2.md").read_text()
+
+    assert main(["extract-compare", "--data", str(data), "--work", str(work), "--jobs", "1", "-q"]) == 0
+    train = ["train", "--data", str(data), "--work", str(work), "--seeds", "2", "--epochs", "2", "-q"]
+    assert main(train) == 0
+    assert main(["report", "--data", str(data), "--work", str(work), "--out", str(results)]) == 0
+    table = pd.read_csv(results / "table2.csv")
+    assert list(table["system"])[0].startswith("Reference")
+    assert (table["status"].iloc[1:] == "run").all() and (table["seeds"].iloc[1:] == 2).all()
+    sys1 = table[(table.system == "ComParE") & (table.config == "Sys-1")].iloc[0]
+    assert sys1["paper_s_mtl"] == 0.349 and sys1["diff_s_mtl"] == pytest.approx(sys1["ours_s_mtl"] - 0.349)
+    md = (results / "table2.md").read_text()
+    assert "0.349 ± 0.003" in md and "baseline head" in md
+
+    # A second run reuses every finished stage.
+    capsys.readouterr()
+    assert main(["extract-compare", "--data", str(data), "--work", str(work), "-q"]) == 0
+    assert "complete, skipped" in capsys.readouterr().out
+
+
+def test_check_corpus_exit_code_and_listing(tmp_path, capsys):
+    from conftest import write_corpus
+
+    root = write_corpus(tmp_path / "c")
+    (root / "wav" / "00101.wav").unlink()
+    assert main(["check-corpus", str(root), "-q"]) == 1
+    out = capsys.readouterr().out
+    assert "00101.wav: file not found" in out and "1 error(s)" in out
+
+
+def test_errors_are_one_line_not_a_traceback(tmp_path, capsys):
+    assert main(["train", "--data", str(tmp_path / "missing"), "--work", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: corpus") and "corpus folder not found" in err and "Traceback" not in err

@@ -1,0 +1,94 @@
+import json
+
+import numpy as np
+import pytest
+
+from conftest import write_corpus
+from exvo_keras.data.corpus import load_corpus
+from exvo_keras.data.labels import EMOTIONS
+from exvo_keras.store import build_store
+from exvo_keras.training.mtl import HeadTraining, reference_scores, run_head
+
+
+@pytest.fixture(scope="module")
+def learnable(tmp_path_factory):
+    """A corpus whose 'embeddings' carry the labels plus noise, so a working trainer must beat the reference."""
+    root = write_corpus(tmp_path_factory.mktemp("c") / "corpus", n_per_split=(120, 40, 8), duration=0.1)
+    corpus = load_corpus(root)
+    table = corpus.table
+    rng = np.random.default_rng(0)
+
+    def embed(ids):
+        rows = table.loc[ids]
+        clean = np.concatenate([rows[list(EMOTIONS)].fillna(0.5).to_numpy(), rows[["Age"]].fillna(30).to_numpy() / 10,
+                                np.eye(4)[rows["Country"].fillna(0).astype(int)]], axis=1)
+        return clean + 0.1 * rng.standard_normal(clean.shape) + 100.0  # offset: the head must standardise
+
+    store = build_store(root.parent / "toy.h5", corpus.file_ids(), embed, extractor="toy", settings={},
+                        corpus_fingerprint=corpus.fingerprint, progress=False)
+    return corpus, store
+
+
+def _cfg(store, **kw):
+    # A larger learning rate than the recipe's 1e-3 so a few epochs suffice on the toy data.
+    return HeadTraining(stores=[str(store)], head=kw.pop("head", "sys1"), epochs=kw.pop("epochs", 12),
+                        batch_size=16, patience=3, learning_rate=1e-2, **kw)
+
+
+def test_trained_head_beats_the_reference_and_summarises_seeds(learnable, tmp_path):
+    corpus, store = learnable
+    summary = run_head(tmp_path / "run", corpus, _cfg(store), seeds=[0, 1], progress=False)["Val"]
+    ref = reference_scores(corpus, "Val")
+    assert summary["emo_ccc"]["mean"] > 0.3 and summary["cou_uar"]["mean"] > 0.6
+    assert summary["age_mae"]["mean"] < ref["age_mae"]
+    assert summary["s_mtl"]["n"] == 2
+    per_seed = [json.loads((tmp_path / "run" / f"seed_{s}" / "metrics.json").read_text())["Val"]["s_mtl"]
+                for s in (0, 1)]
+    assert summary["s_mtl"]["mean"] == pytest.approx(np.mean(per_seed))
+    assert summary["s_mtl"]["std"] == pytest.approx(np.std(per_seed))
+    preds = (tmp_path / "run" / "seed_0" / "predictions_Val.csv").read_text().splitlines()
+    assert preds[0].startswith("File_ID,Country,Age,Awe") and len(preds) == 41
+
+
+def test_a_seed_fixes_the_run(learnable, tmp_path):
+    corpus, store = learnable
+    run_head(tmp_path / "a", corpus, _cfg(store), seeds=[3], progress=False)
+    run_head(tmp_path / "b", corpus, _cfg(store), seeds=[3], progress=False)
+    a = (tmp_path / "a" / "seed_3" / "predictions_Val.csv").read_text()
+    b = (tmp_path / "b" / "seed_3" / "predictions_Val.csv").read_text()
+    assert a == b
+
+
+def test_early_stopping_keeps_the_best_epoch(learnable, tmp_path):
+    corpus, store = learnable
+    cfg = _cfg(store, epochs=6)
+    run_head(tmp_path / "r", corpus, cfg, seeds=[0], progress=False)
+    history = json.loads((tmp_path / "r" / "seed_0" / "history.json").read_text())
+    import keras
+
+    from exvo_keras.store import read_store
+    from exvo_keras.training.mtl import _labels
+
+    model = keras.saving.load_model(tmp_path / "r" / "seed_0" / "model.keras")
+    ids = corpus.file_ids("Val")
+    loss = float(model.compute_loss(y=_labels(corpus, ids), y_pred=model(read_store(store, ids))))
+    assert loss == pytest.approx(min(history["val_loss"]), rel=1e-3)
+
+
+def test_finished_seeds_are_reused_and_a_changed_config_is_refused(learnable, tmp_path):
+    corpus, store = learnable
+    run = tmp_path / "run"
+    run_head(run, corpus, _cfg(store, epochs=2), seeds=[0, 1], progress=False)
+    stamp = (run / "seed_0" / "metrics.json").stat().st_mtime_ns
+    (run / "seed_1" / "metrics.json").unlink()  # as if interrupted during seed 1
+    run_head(run, corpus, _cfg(store, epochs=2), seeds=[0, 1], progress=False)
+    assert (run / "seed_0" / "metrics.json").stat().st_mtime_ns == stamp
+    assert (run / "seed_1" / "metrics.json").exists()
+    with pytest.raises(ValueError, match="differs in epochs"):
+        run_head(run, corpus, _cfg(store, epochs=3), seeds=[0], progress=False)
+
+
+def test_baseline_head_trains_with_uncertainty_weights(learnable, tmp_path):
+    corpus, store = learnable
+    summary = run_head(tmp_path / "b", corpus, _cfg(store, head="baseline", epochs=6), seeds=[0], progress=False)
+    assert summary["Val"]["emo_ccc"]["mean"] > 0.3
