@@ -6,7 +6,7 @@ Each command is a thin wrapper over a package function; run_all.sh only chains t
 from __future__ import annotations
 
 import argparse
-import json
+import logging
 import os
 import sys
 from pathlib import Path
@@ -15,7 +15,10 @@ DEFAULT_WORK = "work"
 
 
 def _quiet_tensorflow() -> None:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # TensorFlow's C++ start-up chatter and its Python retracing notices (one per freshly built model, which is
+    # what multi-seed training does on purpose) would bury the progress bars and our own messages.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
 
 
 def cmd_make_demo(args) -> int:

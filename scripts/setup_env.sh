@@ -30,8 +30,12 @@ if [ "$(cat "$_exvo_stamp" 2>/dev/null)" != "$_exvo_want" ]; then
   echo "installing requirements into $VIRTUAL_ENV (once; a few minutes)" >&2
   python -m pip install --quiet --upgrade pip
   python -m pip install --quiet -r "$_exvo_repo/requirements.txt"
-  python -m pip install --quiet --no-deps -e "$_exvo_repo"
+  # editable, so notebooks and scripts outside the repository root import the working tree
+  python -m pip install --quiet --no-deps -e "$_exvo_repo" >/dev/null 2>&1 || \
+    python -m pip install --no-deps -e "$_exvo_repo"
   python -m pip check
   echo "$_exvo_want" > "$_exvo_stamp"
 fi
-export TF_CPP_MIN_LOG_LEVEL="${TF_CPP_MIN_LOG_LEVEL:-2}"
+# TensorFlow's C++ start-up messages (CUDA plug-in registration on CPU-only machines) are noise; its real
+# errors still reach us as Python exceptions.
+export TF_CPP_MIN_LOG_LEVEL="${TF_CPP_MIN_LOG_LEVEL:-3}"

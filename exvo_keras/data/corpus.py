@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -239,19 +240,23 @@ def _check_split(split: str) -> None:
         raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}")
 
 
+def split_by_speaker(speakers: Sequence[str], fraction: float = 0.1, seed: int = 0) -> np.ndarray:
+    """Boolean mask of the items held out: about `fraction` of the speakers, whole, chosen by a seeded permutation."""
+    speakers = np.asarray([str(s) for s in speakers])
+    unique = np.array(sorted(set(speakers)))
+    unique = unique[np.random.default_rng(seed).permutation(len(unique))]
+    n_held = max(1, int(round(fraction * len(unique))))
+    return np.isin(speakers, unique[:n_held])
+
+
 def speaker_split(corpus: Corpus, fraction: float = 0.1, seed: int = 0, split: str = "Train"):
     """Speaker-independent split of `split` into (fit, held-out) File_ID lists, about `fraction` held out.
 
-    Whole speakers are held out, chosen by a seeded permutation, so no voice is on both sides; this is the
-    paper's 90:10 train / cross-validation split for the frame CNNs.
+    Whole speakers are held out, so no voice is on both sides; this is the paper's 90:10 train /
+    cross-validation split for the frame CNNs.
     """
     rows = corpus.rows(split)
-    speakers = np.array(sorted(rows["Subject_ID"].unique()))
-    rng = np.random.default_rng(seed)
-    speakers = speakers[rng.permutation(len(speakers))]
-    n_held = max(1, int(round(fraction * len(speakers))))
-    held = set(speakers[:n_held])
-    mask = rows["Subject_ID"].isin(held).to_numpy()
+    mask = split_by_speaker(rows["Subject_ID"].to_numpy(), fraction, seed)
     return list(rows.index[~mask]), list(rows.index[mask])
 
 

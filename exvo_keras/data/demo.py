@@ -57,9 +57,9 @@ from pathlib import Path
 
 import numpy as np
 from scipy.signal import iirpeak, lfilter
-from tqdm import tqdm
 
 from exvo_keras.data.labels import COUNTRIES, EMOTIONS, SAMPLE_RATE, SPLITS
+from exvo_keras.progress import progress_bar
 
 GENERATOR_VERSION = "1.0"
 
@@ -175,6 +175,7 @@ def make_demo(
     clips_per_speaker: int = DEFAULT_CLIPS_PER_SPEAKER,
     seed: int = DEFAULT_SEED,
     overwrite: bool = False,
+    progress: bool = True,
 ) -> Path:
     """Write a synthetic ExVo-format corpus to ``out_dir`` and return its path.
 
@@ -205,7 +206,7 @@ def make_demo(
     speakers = _design_speakers(seed, n_speakers)
     file_ids = _rng(seed, 0, 1).permutation(n_clips)
     rows = []
-    with tqdm(total=n_clips, desc="demo corpus", unit="clip", disable=None) as bar:
+    with progress_bar(total=n_clips, desc="demo corpus", unit="clip", enabled=progress) as bar:
         for s, speaker in enumerate(speakers):
             for c in range(clips_per_speaker):
                 rng = _rng(seed, 2, s, c)

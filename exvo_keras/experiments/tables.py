@@ -20,6 +20,7 @@ FEATURE_COMMANDS = {
 }
 
 METRICS = ("emo_ccc", "cou_uar", "age_mae", "s_mtl")
+METRIC_NAMES = {"emo_ccc": "Emo-CCC", "cou_uar": "Cou-UAR", "age_mae": "Age-MAE", "s_mtl": "S_MTL"}
 
 
 @dataclass(frozen=True)
@@ -126,11 +127,12 @@ def _fmt(value, std=None, digits=3) -> str:
 
 def table_markdown(frame: pd.DataFrame, title: str, note: str) -> str:
     """A markdown table: per metric ours (mean ± std), the paper's and the difference."""
-    head = ["System", "Config"] + [f"{m} ours" for m in METRICS] + [f"{m} paper" for m in METRICS] + \
-           ["Δ S_MTL", "status"]
+    head = ["System", "Config", "Seeds"] + [f"{METRIC_NAMES[m]} ours" for m in METRICS] + \
+           [f"{METRIC_NAMES[m]} paper" for m in METRICS] + ["Δ S_MTL", "Status"]
     lines = [f"# {title}", "", note, "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for _, r in frame.iterrows():
-        cells = [str(r["system"]), str(r["config"])]
+        seeds = r.get("seeds")
+        cells = [str(r["system"]), str(r["config"]), "—" if seeds is None or pd.isna(seeds) else str(int(seeds))]
         cells += [_fmt(r.get(f"ours_{m}"), r.get(f"ours_{m}_std")) for m in METRICS]
         cells += [_fmt(r.get(f"paper_{m}"), r.get("paper_s_mtl_std") if m == "s_mtl" else None) for m in METRICS]
         diff = r.get("diff_s_mtl")

@@ -50,13 +50,15 @@ def test_trained_head_beats_the_reference_and_summarises_seeds(learnable, tmp_pa
     assert preds[0].startswith("File_ID,Country,Age,Awe") and len(preds) == 41
 
 
-def test_a_seed_fixes_the_run(learnable, tmp_path):
+def test_a_seed_fixes_the_run_alone_or_after_other_seeds(learnable, tmp_path):
     corpus, store = learnable
     run_head(tmp_path / "a", corpus, _cfg(store), seeds=[3], progress=False)
     run_head(tmp_path / "b", corpus, _cfg(store), seeds=[3], progress=False)
+    run_head(tmp_path / "c", corpus, _cfg(store), seeds=[5, 3], progress=False)  # seed 3 reuses seed 5's graphs
     a = (tmp_path / "a" / "seed_3" / "predictions_Val.csv").read_text()
-    b = (tmp_path / "b" / "seed_3" / "predictions_Val.csv").read_text()
-    assert a == b
+    assert a == (tmp_path / "b" / "seed_3" / "predictions_Val.csv").read_text()
+    assert a == (tmp_path / "c" / "seed_3" / "predictions_Val.csv").read_text()
+    assert a != (tmp_path / "c" / "seed_5" / "predictions_Val.csv").read_text()
 
 
 def test_early_stopping_keeps_the_best_epoch(learnable, tmp_path):
