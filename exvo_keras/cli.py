@@ -6,6 +6,7 @@ Each command is a thin wrapper over a package function; run_all.sh only chains t
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import sys
@@ -28,7 +29,8 @@ def cmd_make_demo(args) -> int:
     if (path / "data_info.csv").exists() and not args.overwrite:
         print(f"demo corpus already at {path} (use --overwrite to rebuild)")
         return 0
-    make_demo(path, n_speakers=args.speakers, clips_per_speaker=args.clips, seed=args.seed, overwrite=args.overwrite)
+    make_demo(path, n_speakers=args.speakers, clips_per_speaker=args.clips, seed=args.seed, overwrite=args.overwrite,
+              progress=not args.quiet)
     print(f"wrote demo corpus to {path}")
     return 0
 
@@ -104,19 +106,97 @@ def _print_summary(name: str, summary: dict) -> None:
         print(f"{name} [{split}, {metrics['s_mtl']['n']} seeds]: " + ", ".join(parts))
 
 
+def _named_paths(pairs, what: str) -> dict[str, Path]:
+    result = {}
+    for pair in pairs or []:
+        name, sep, path = pair.partition("=")
+        if not sep:
+            raise ValueError(f"{what} must be NAME=PATH, got {pair!r}")
+        result[name] = Path(path)
+    return result
+
+
+def cmd_train_network(args) -> int:
+    from exvo_keras.data.corpus import load_corpus
+    from exvo_keras.experiments.networks import DEMO_LISTS, network, train_network
+
+    corpus = load_corpus(args.data)
+    lists = {k: Path(args.data) / v for k, v in DEMO_LISTS.items() if (Path(args.data) / v).exists()}
+    lists.update(_named_paths(args.list, "--list"))
+    weights = _named_paths(args.weights, "--weights")
+    for name in args.networks:
+        net = network(name)
+        try:
+            folder = train_network(net, corpus, args.work, args.profile, lists=lists, weights=weights.get(name),
+                                   seed=args.seed, progress=not args.quiet, verbose=0 if args.quiet else 2)
+        except FileNotFoundError as exc:
+            print(f"{net.label}: not run: {exc}")
+            continue
+        metrics = json.loads((folder / "metrics.json").read_text())
+        val = metrics.get("Val")
+        score = f"Val UAR {val['uar']:.3f}, WAR {val['war']:.3f}" if val else \
+            f"cross-validation clip accuracy {metrics.get('cv_clip_accuracy', float('nan')):.3f}"
+        print(f"{net.label} ({metrics['profile']} profile): {score}")
+    return 0
+
+
+def cmd_extract_network(args) -> int:
+    from exvo_keras.data.corpus import load_corpus
+    from exvo_keras.experiments.networks import extract_network, network
+
+    corpus = load_corpus(args.data)
+    for name in args.networks:
+        net = network(name)
+        try:
+            path = extract_network(net, corpus, args.work, progress=not args.quiet)
+        except FileNotFoundError as exc:
+            print(f"{net.label}: not extracted: {exc}")
+            continue
+        print(f"{net.label} embeddings: {path}")
+    return 0
+
+
+def cmd_figure2(args) -> int:
+    import keras
+
+    from exvo_keras.experiments.filters import plot_figure2
+    from exvo_keras.experiments.networks import NETWORKS, run_dir
+
+    panels = {"raw": {}, "zff": {}}
+    for net in NETWORKS.values():
+        best = run_dir(args.work, net) / "best.keras"
+        if best.exists():
+            panels[net.signal][net.label] = keras.saving.load_model(best).first_conv_kernel()
+    if not any(panels.values()):
+        raise FileNotFoundError(f"no trained networks under {Path(args.work) / 'networks'}; run train-network first")
+    path = plot_figure2(panels, args.out)
+    print(f"Figure 2: {path} ({', '.join(k for p in panels.values() for k in p)})")
+    return 0
+
+
 def cmd_report(args) -> int:
     from exvo_keras.data.corpus import load_corpus
-    from exvo_keras.experiments.tables import table_frame, table_markdown
+    from exvo_keras.experiments.tables import (network_profiles, table1_frame, table1_markdown, table_frame,
+                                               table_markdown)
     from exvo_keras.training.mtl import atomic_write_text, reference_scores
 
     corpus = load_corpus(args.data)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    frame = table_frame(args.table, args.work, reference=reference_scores(corpus, "Val"))
-    note = (f"Validation split of corpus `{corpus.root}` (fingerprint {corpus.fingerprint}); ours are mean ± std "
-            f"over seeds of the run folders in `{Path(args.work) / 'runs'}`; Δ is ours minus the paper's. "
-            f"S_MTL = 3 / (1/CCC + MAE + 1/UAR).")
-    md = table_markdown(frame, f"Table {args.table}", note)
+    profiles = network_profiles(args.work)
+    profile_note = ("Frame CNNs trained with profile(s): " + ", ".join(f"{k} {v}" for k, v in profiles.items())
+                    if profiles else "No frame CNNs trained yet.")
+    if args.table == 1:
+        frame = table1_frame(args.work)
+        note = (f"Validation split of corpus `{corpus.root}` (fingerprint {corpus.fingerprint}); decision per "
+                f"utterance = argmax of the mean window posterior. {profile_note}")
+        md = table1_markdown(frame, note)
+    else:
+        frame = table_frame(args.table, args.work, reference=reference_scores(corpus, "Val"))
+        note = (f"Validation split of corpus `{corpus.root}` (fingerprint {corpus.fingerprint}); ours are mean ± "
+                f"std over seeds of the run folders in `{Path(args.work) / 'runs'}`; Δ is ours minus the paper's. "
+                f"S_MTL = 3 / (1/CCC + MAE + 1/UAR). {profile_note}")
+        md = table_markdown(frame, f"Table {args.table}", note)
     atomic_write_text(out / f"table{args.table}.md", md)
     frame.to_csv(out / f"table{args.table}.csv", index=False)
     print(md)
@@ -184,9 +264,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="run folder")
     training(p)
 
+    p = add("train-network", cmd_train_network,
+            "Train frame CNNs (Raw/Zff ExVo ER/CR, SER, ASR) and score them; resumes an interrupted run.")
+    data_work(p)
+    p.add_argument("networks", nargs="+", help="network names: " + ", ".join(
+        ["raw_exvo_er", "zff_exvo_er", "raw_exvo_cr", "zff_exvo_cr", "raw_ser", "zff_ser", "raw_asr"]))
+    p.add_argument("--profile", choices=("paper", "demo"), default="paper",
+                   help="paper: a window every 10 ms, full schedule; demo: every 100 ms, 6 epochs")
+    p.add_argument("--list", action="append", metavar="SOURCE=CSV",
+                   help="labelled list for an out-of-domain source, e.g. ser=iemocap.csv or phones=ami.csv "
+                        "(default: the demo corpus's ood/ lists when present)")
+    p.add_argument("--weights", action="append", metavar="NETWORK=FILE",
+                   help="trained weights (.keras) instead of training, e.g. raw_ser=raw_ser.keras")
+    p.add_argument("--seed", type=int, default=0, help="seed of the weights and the window order (default 0)")
+
+    p = add("extract-network", cmd_extract_network,
+            "Embed every clip with trained frame CNNs (mean+std of the hidden layer) into stores.")
+    data_work(p)
+    p.add_argument("networks", nargs="+", help="network names (see train-network)")
+
+    p = add("figure2", cmd_figure2, "Figure 2: cumulative frequency response of each network's first conv layer.")
+    p.add_argument("--work", default=DEFAULT_WORK, help=f"folder with trained networks (default {DEFAULT_WORK}/)")
+    p.add_argument("--out", default="results/figure2.png", help="PNG path (default results/figure2.png)")
+
     p = add("report", cmd_report, "Write results/tableN.md and .csv: ours beside the paper's numbers.")
     data_work(p)
-    p.add_argument("--table", type=int, default=2, help="table number (default 2)")
+    p.add_argument("--table", type=int, choices=(1, 2), default=2, help="table number (default 2)")
     p.add_argument("--out", default="results", help="output folder (default results/)")
     return parser
 

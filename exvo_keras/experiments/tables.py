@@ -17,6 +17,8 @@ from exvo_keras.experiments.paper import paper_row
 # feature-set name -> the CLI command that builds its store (shown when a row cannot run yet)
 FEATURE_COMMANDS = {
     "compare": "python -m exvo_keras extract-compare --data DATA --work WORK",
+    **{name: f"python -m exvo_keras train-network {name} ... then extract-network {name}"
+       for name in ("raw_exvo_er", "zff_exvo_er", "raw_exvo_cr", "zff_exvo_cr", "raw_ser", "zff_ser", "raw_asr")},
 }
 
 METRICS = ("emo_ccc", "cou_uar", "age_mae", "s_mtl")
@@ -56,12 +58,25 @@ def feature_store(work, name: str) -> Path:
     return Path(work) / "features" / f"{name}.h5"
 
 
+def _sys_rows(system: str, features: tuple[str, ...]) -> tuple[Row, ...]:
+    return tuple(Row(2, system, config, features, head, (system, config))
+                 for config, head in (("Sys-1", "sys1"), ("Sys-2", "sys2")))
+
+
 ROWS = (
     Row(2, "ComParE", "Sys-1", ("compare",), "sys1", ("ComParE", "Sys-1")),
     Row(2, "ComParE", "Sys-2", ("compare",), "sys2", None),
     # The challenge's own head on the same features: the paper's ComParE row is the organisers' baseline.
     Row(2, "ComParE", "baseline head", ("compare",), "baseline", ("ComParE", "Sys-1")),
+    *_sys_rows("Raw(SER)", ("raw_ser",)),
+    *_sys_rows("Zff(SER)", ("zff_ser",)),
+    *_sys_rows("Raw(ASR)", ("raw_asr",)),
+    *_sys_rows("Raw(ExVo)-ER", ("raw_exvo_er",)),
+    *_sys_rows("Zff(ExVo)-ER", ("zff_exvo_er",)),
 )
+
+# Table 1: the in-domain networks' own utterance decisions on Val.
+TABLE1_NETWORKS = ("raw_exvo_er", "zff_exvo_er", "raw_exvo_cr", "zff_exvo_cr")
 
 
 def rows_of(table: int) -> list[Row]:
@@ -139,3 +154,49 @@ def table_markdown(frame: pd.DataFrame, title: str, note: str) -> str:
         cells += ["—" if diff is None or pd.isna(diff) else f"{diff:+.3f}", str(r["status"])]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def table1_frame(work) -> pd.DataFrame:
+    """UAR and WAR (Val) of each in-domain network's utterance decisions, beside the paper's."""
+    from exvo_keras.experiments.networks import network, run_dir as network_dir
+    from exvo_keras.experiments.paper import table1
+
+    paper = table1().set_index("system")
+    records = []
+    for name in TABLE1_NETWORKS:
+        net = network(name)
+        rec = {"system": net.label, "classifier": "Softmax"}
+        metrics_path = network_dir(work, net) / "metrics.json"
+        if metrics_path.exists():
+            metrics = json.loads(metrics_path.read_text())
+            rec.update(status="run", profile=metrics.get("profile"), ours_uar=metrics["Val"]["uar"],
+                       ours_war=metrics["Val"]["war"])
+        else:
+            rec["status"] = f"not run: python -m exvo_keras train-network {name}"
+        rec["paper_uar"] = paper.loc[net.label, "uar"]
+        rec["paper_war"] = paper.loc[net.label, "war"]
+        if "ours_uar" in rec:
+            rec["diff_uar"] = rec["ours_uar"] - rec["paper_uar"]
+        records.append(rec)
+    return pd.DataFrame.from_records(records)
+
+
+def table1_markdown(frame: pd.DataFrame, note: str) -> str:
+    head = ["System", "Classifier", "UAR ours", "WAR ours", "UAR paper", "WAR paper", "Δ UAR", "Profile", "Status"]
+    lines = ["# Table 1", "", note, "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for _, r in frame.iterrows():
+        diff = r.get("diff_uar")
+        cells = [r["system"], r["classifier"], _fmt(r.get("ours_uar")), _fmt(r.get("ours_war")),
+                 _fmt(r["paper_uar"]), _fmt(r["paper_war"]),
+                 "—" if diff is None or pd.isna(diff) else f"{diff:+.3f}", str(r.get("profile") or "—"),
+                 str(r["status"])]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def network_profiles(work) -> dict[str, str]:
+    """The profile (paper or demo) each trained network of `work` was trained with."""
+    found = {}
+    for path in sorted((Path(work) / "networks").glob("*/metrics.json")):
+        found[path.parent.name] = json.loads(path.read_text()).get("profile", "?")
+    return found
