@@ -4,9 +4,11 @@
 #   bash run_all.sh                      # demo corpus, generated into data/demo
 #   bash run_all.sh --data /path/to/exvo # a real ExVo Multi-Task folder (data_info.csv + wav/)
 #
-# Options: --data DIR, --work DIR (stores and runs, default work/), --results DIR (default results/),
-#          --seeds N (default 5). Every stage skips what is already complete, so rerunning after an
-#          interruption picks up where it stopped. Creates .venv/ on first use unless a venv is active.
+# Options: --data DIR, --work DIR (stores, networks and runs, default work/), --results DIR (default results/),
+#          --seeds N (default 5), --profile paper|demo (frame-CNN settings; default demo on the demo corpus,
+#          paper otherwise), --list SOURCE=CSV and --weights NETWORK=FILE (out-of-domain networks, repeatable).
+# Every stage skips what is already complete, so rerunning after an interruption picks up where it stopped.
+# Creates .venv/ on first use unless a virtual environment is active.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -14,13 +16,17 @@ DATA=""
 WORK=work
 RESULTS=results
 SEEDS=5
+PROFILE=""
+OOD=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --data) DATA="$2"; shift 2 ;;
     --work) WORK="$2"; shift 2 ;;
     --results) RESULTS="$2"; shift 2 ;;
     --seeds) SEEDS="$2"; shift 2 ;;
-    -h|--help) sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --profile) PROFILE="$2"; shift 2 ;;
+    --list|--weights) OOD+=("$1" "$2"); shift 2 ;;
+    -h|--help) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -31,12 +37,20 @@ exvo() { echo "+ exvo_keras $*" >&2; python -m exvo_keras "$@"; }
 if [ -z "$DATA" ]; then
   DATA=data/demo
   WORK="$WORK/demo"
+  PROFILE="${PROFILE:-demo}"
   exvo make-demo "$DATA"
 fi
+PROFILE="${PROFILE:-paper}"
+NETWORKS=(raw_exvo_er zff_exvo_er raw_exvo_cr zff_exvo_cr raw_ser zff_ser raw_asr)
+EMBEDDINGS=(raw_exvo_er zff_exvo_er raw_ser zff_ser raw_asr)
 
 exvo check-corpus "$DATA"
 exvo extract-compare --data "$DATA" --work "$WORK"
+exvo train-network "${NETWORKS[@]}" --data "$DATA" --work "$WORK" --profile "$PROFILE" ${OOD[@]+"${OOD[@]}"}
+exvo extract-network "${EMBEDDINGS[@]}" --data "$DATA" --work "$WORK"
 exvo train --table 2 --data "$DATA" --work "$WORK" --seeds "$SEEDS"
+exvo report --table 1 --data "$DATA" --work "$WORK" --out "$RESULTS"
 exvo report --table 2 --data "$DATA" --work "$WORK" --out "$RESULTS"
+exvo figure2 --work "$WORK" --out "$RESULTS/figure2.png"
 
 echo "run_all.sh finished in ${SECONDS} s; tables in $RESULTS/" >&2

@@ -24,6 +24,7 @@ def _quiet_tensorflow() -> None:
 
 def cmd_make_demo(args) -> int:
     from exvo_keras.data.demo import make_demo
+    from exvo_keras.data.ood_demo import make_ood_demo
 
     path = Path(args.out_dir)
     if (path / "data_info.csv").exists() and not args.overwrite:
@@ -31,6 +32,9 @@ def cmd_make_demo(args) -> int:
         return 0
     make_demo(path, n_speakers=args.speakers, clips_per_speaker=args.clips, seed=args.seed, overwrite=args.overwrite,
               progress=not args.quiet)
+    if not args.no_ood:
+        # The out-of-domain lists live inside the corpus folder, where train-network finds them by default.
+        make_ood_demo(path / "ood", seed=args.seed, overwrite=True, progress=not args.quiet)
     print(f"wrote demo corpus to {path}")
     return 0
 
@@ -159,6 +163,8 @@ def cmd_extract_network(args) -> int:
 def cmd_figure2(args) -> int:
     import keras
 
+    import exvo_keras.models.frame_cnn  # noqa: F401  registers FrameCNN for load_model
+
     from exvo_keras.experiments.filters import plot_figure2
     from exvo_keras.experiments.networks import NETWORKS, run_dir
 
@@ -222,6 +228,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--clips", type=int, default=demo.DEFAULT_CLIPS_PER_SPEAKER, help="clips per speaker (default %(default)s)")
     p.add_argument("--seed", type=int, default=demo.DEFAULT_SEED, help="generator seed (default %(default)s)")
     p.add_argument("--overwrite", action="store_true", help="rebuild even if the folder holds a corpus")
+    p.add_argument("--no-ood", action="store_true",
+                   help="skip the synthetic out-of-domain lists (ood/ser/ser.csv, ood/phones/phones.csv)")
 
     p = add("check-corpus", cmd_check_corpus,
             "Validate an ExVo-format folder and list every problem found (exit 1 if any error).")
@@ -270,7 +278,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("networks", nargs="+", help="network names: " + ", ".join(
         ["raw_exvo_er", "zff_exvo_er", "raw_exvo_cr", "zff_exvo_cr", "raw_ser", "zff_ser", "raw_asr"]))
     p.add_argument("--profile", choices=("paper", "demo"), default="paper",
-                   help="paper: a window every 10 ms, full schedule; demo: every 100 ms, 6 epochs")
+                   help="paper: a window every 10 ms, full schedule; demo: every 200 ms, batches of 64, 4 epochs")
     p.add_argument("--list", action="append", metavar="SOURCE=CSV",
                    help="labelled list for an out-of-domain source, e.g. ser=iemocap.csv or phones=ami.csv "
                         "(default: the demo corpus's ood/ lists when present)")

@@ -19,14 +19,20 @@ def _run_all(*args):
 def test_run_all_on_a_real_format_folder_then_resumes(tmp_path):
     data = write_corpus(tmp_path / "corpus", n_per_split=(16, 8, 4), duration=0.3)
     work, results = tmp_path / "work", tmp_path / "results"
-    args = ["--data", str(data), "--work", str(work), "--results", str(results), "--seeds", "1"]
+    args = ["--data", str(data), "--work", str(work), "--results", str(results), "--seeds", "1", "--profile", "demo"]
     first = _run_all(*args)
     assert first.returncode == 0, first.stderr[-3000:]
     table = (results / "table2.md").read_text()
     compare_rows = [line for line in table.splitlines() if line.startswith("| ComParE |")]
     assert len(compare_rows) == 3 and not any("not run" in line for line in compare_rows)
+    # no out-of-domain lists here: those rows say what to supply; the ExVo networks ran
+    assert "| Raw(SER) | Sys-1 |" in table and "not run: supply" in table
+    assert "| Raw(ExVo)-ER | Sys-2 | 1 |" in table
+    table1 = (results / "table1.csv").read_text()
+    assert table1.count(",run,") == 4 and "demo" in table1
+    assert (results / "figure2.png").stat().st_size > 10_000
     metrics = sorted(work.glob("runs/table2/*/seed_0/metrics.json"))
-    assert len(metrics) == 3
+    assert len(metrics) == 3 + 4
     stamps = [m.stat().st_mtime_ns for m in metrics]
 
     second = _run_all(*args)

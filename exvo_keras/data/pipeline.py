@@ -58,7 +58,8 @@ def _clips(load: Callable[[int], np.ndarray], order: Callable[[], Sequence[int]]
 
 
 def training_windows(load: Callable[[int], np.ndarray], labels: np.ndarray, *, hop_frames: int, batch_size: int,
-                     seed: int, shuffle_buffer: int = 20000) -> tf.data.Dataset:
+                     seed: int, shuffle_buffer: int = 20000, lengths: Sequence[int] | None = None,
+                     first_epoch: int = 0) -> tf.data.Dataset:
     """Shuffled batches of (window, label) over all clips, reshuffled every epoch from `seed`.
 
     Args:
@@ -68,9 +69,12 @@ def training_windows(load: Callable[[int], np.ndarray], labels: np.ndarray, *, h
         batch_size: windows per batch (256 in the recipe).
         seed: fixes the clip order and the window shuffle of every epoch.
         shuffle_buffer: windows mixed across clips (memory: 16 kB each).
+        lengths: the clips' lengths in samples, if known: the dataset then declares its number of batches, so
+            Keras shows whole-epoch progress instead of discovering the end of the data.
+        first_epoch: the epoch the first iteration is (a resumed run continues the clip orders it would have had).
     """
     labels = np.asarray(labels, np.int32)
-    epoch = {"n": 0}
+    epoch = {"n": first_epoch}
 
     def order():
         # a new clip order each epoch, reproducible from the seed
@@ -85,8 +89,11 @@ def training_windows(load: Callable[[int], np.ndarray], labels: np.ndarray, *, h
         return tf.data.Dataset.from_tensor_slices((w, tf.fill([tf.shape(w)[0]], label_table[i])))
 
     ds = _clips(load, order).flat_map(to_windows)
-    ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
-    return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True).batch(batch_size)
+    if lengths is not None:
+        windows = sum(num_windows(int(n), hop_frames) for n in lengths)
+        ds = ds.apply(tf.data.experimental.assert_cardinality(-(-windows // batch_size)))
+    return ds.prefetch(tf.data.AUTOTUNE)
 
 
 def inference_windows(load: Callable[[int], np.ndarray], count: int, *, hop_frames: int,

@@ -101,12 +101,17 @@ def read_list(path) -> pd.DataFrame:
     if not path.is_file():
         raise FileNotFoundError(f"{path}: labelled list not found (CSV with path,label[,speaker] or "
                                 "path,start,end,label[,speaker])")
-    table = pd.read_csv(path)
+    try:
+        table = pd.read_csv(path)
+    except pd.errors.EmptyDataError:  # a 0-byte file: reported below as missing its columns, with its name
+        table = pd.DataFrame()
     missing = [c for c in ("path", "label") if c not in table.columns]
     if missing:
         raise ValueError(f"{path}: missing column(s) {', '.join(missing)}")
     if ("start" in table.columns) != ("end" in table.columns):
         raise ValueError(f"{path}: a segment list needs both start and end (seconds)")
+    if table.empty:
+        raise ValueError(f"{path}: the list has no rows")
     if table["label"].isna().any():
         raise ValueError(f"{path}: empty label in row(s) {list(np.flatnonzero(table['label'].isna())[:10])}")
     return table
@@ -151,11 +156,19 @@ def train_network(net: Network, corpus: Corpus, work, profile: str, *, lists: di
     """Trains a network (or takes its trained weights from `weights`) and scores it; returns its run folder."""
     import keras
 
+    import exvo_keras.models.frame_cnn  # noqa: F401  registers FrameCNN, so load_model can read `weights`
     from exvo_keras.training.frame_cnn import train_frame_cnn, utterance_decisions
 
     folder = run_dir(work, net)
     metrics_path = folder / "metrics.json"
+    wanted = {"profile": profile, "seed": None if weights else seed, "weights": str(weights) if weights else None}
     if metrics_path.exists():
+        done = json.loads(metrics_path.read_text())
+        differ = [k for k, v in wanted.items() if done.get(k) != v]
+        if differ:
+            raise ValueError(f"{folder} holds {net.label} made with other settings ("
+                             + ", ".join(f"{k}: {done.get(k)!r}, wanted {wanted[k]!r}" for k in differ)
+                             + "); remove the folder or choose another --work")
         return folder
     if weights is not None:
         weights = Path(weights)
@@ -164,15 +177,15 @@ def train_network(net: Network, corpus: Corpus, work, profile: str, *, lists: di
         folder.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(weights, folder / "best.keras")
         model = keras.saving.load_model(folder / "best.keras")
-        result = {"network": net.name, "label": net.label, "weights": str(weights), "profile": profile}
         cfg = FrameTraining.from_profile(profile)
+        result = {"network": net.name, "label": net.label, **wanted, "hop_frames": cfg.hop_frames}
     else:
         fit, cv, names = training_sets(net, corpus, work, lists or {}, progress=progress)
         cfg = FrameTraining.from_profile(profile, architecture=net.architecture, seed=seed, class_names=names)
         model = train_frame_cnn(folder, fit, cv, cfg, verbose=verbose)
         cv_pred = utterance_decisions(model, cv, hop_frames=cfg.hop_frames)
-        result = {"network": net.name, "label": net.label, "profile": profile, "classes": names,
-                  "cv_clip_accuracy": float(np.mean(cv_pred == cv.labels))}
+        result = {"network": net.name, "label": net.label, **wanted, "hop_frames": cfg.hop_frames,
+                  "classes": names, "cv_clip_accuracy": float(np.mean(cv_pred == cv.labels))}
     if net.source == "exvo":
         result["Val"] = score_exvo_decisions(net, model, corpus, work, cfg.hop_frames, progress=progress)
     (folder / "metrics.json").write_text(json.dumps(result, indent=2))
@@ -197,6 +210,7 @@ def extract_network(net: Network, corpus: Corpus, work, *, progress: bool = True
     """The network's utterance embeddings (mean and std of the pre-activation hidden layer) into a store."""
     import keras
 
+    import exvo_keras.models.frame_cnn  # noqa: F401  registers FrameCNN, so load_model can read best.keras
     from exvo_keras.experiments.tables import feature_store
     from exvo_keras.store import build_store
     from exvo_keras.training.frame_cnn import embed_clips
@@ -207,8 +221,9 @@ def extract_network(net: Network, corpus: Corpus, work, *, progress: bool = True
         raise FileNotFoundError(f"{best}: train {net.label} first (python -m exvo_keras train-network {net.name})")
     model = keras.saving.load_model(best)
     embedder = model.embedding_model()
-    profile = json.loads((folder / "metrics.json").read_text())["profile"]
-    hop_frames = FrameTraining.from_profile(profile).hop_frames
+    metrics = json.loads((folder / "metrics.json").read_text())
+    # the hop the network was trained and scored with, not whatever its profile means today
+    hop_frames = metrics.get("hop_frames") or json.loads((folder / "config.json").read_text())["hop_frames"]
     settings = {"network": net.name, "weights_sha1": hashlib.sha1(best.read_bytes()).hexdigest()[:16],
                 "hop_frames": hop_frames, "pooling": "mean+std", "signal": net.signal}
     ids = corpus.file_ids()

@@ -1,0 +1,295 @@
+"""Frame-CNN training: the halving schedule, best/last checkpoints, resume, utterance decisions and embeddings.
+
+Kept small for 2 CPU cores: clips of 0.3 s with a window every 10 frames give 3 windows a clip.
+"""
+
+import json
+import math
+import types
+
+import keras
+import numpy as np
+import pandas as pd
+import pytest
+
+from exvo_keras.data.pipeline import clip_windows, num_windows
+from exvo_keras.models.frame_cnn import FrameCNN
+from exvo_keras.training.frame_cnn import (ClipSet, FrameTraining, _keras_halving_callback, embed_clips,
+                                           train_frame_cnn, utterance_decisions, window_outputs)
+
+RATE = 16000
+HOP = 10
+
+
+# ---------------------------------------------------------------- the learning-rate schedule, scripted
+
+
+def _run_schedule(val_losses, *, lr=0.1, start=3, min_delta=0.002, floor=1e-6, previous=None):
+    """Feeds `val_losses` to HalveOnPlateau epoch by epoch, as fit would; returns (lr used by each next epoch,
+    logged lr, epoch at which training was stopped or None)."""
+    Halve = _keras_halving_callback()
+    cb = Halve(start, min_delta, floor, previous=previous)
+    model = types.SimpleNamespace(optimizer=keras.optimizers.SGD(lr), stop_training=False)
+    cb.set_model(model)
+    rates, logged = [], []
+    for epoch, loss in enumerate(val_losses):
+        logs = {"val_loss": loss}
+        cb.on_epoch_end(epoch, logs)
+        rates.append(float(model.optimizer.learning_rate.numpy()))
+        logged.append(logs["lr"])
+        if model.stop_training:
+            return rates, logged, epoch
+    return rates, logged, None
+
+
+def test_halving_only_on_a_plateau_and_only_from_halving_starts():
+    losses = [1.0, 0.9, 0.899, 0.898, 0.5, 0.4999, 0.3, 0.2985, 0.2985, 0.31]
+    rates, logged, stopped = _run_schedule(losses, start=3)
+    # halving_starts=3 is the third epoch, 0-based epoch 2. Rate after each 0-based epoch:
+    #   0: no previous loss, keep       1: improved 0.1, keep (before halving starts anyway)
+    #   2: improved 0.001 -> halve      3: improved 0.001 -> halve     4: improved 0.398 -> keep
+    #   5: improved 0.0001 -> halve     6: improved 0.1999 -> keep     7: improved 0.0015 < 0.002 -> halve
+    #   8: no change -> halve           9: worse -> halve
+    expected = [0.1, 0.1, 0.05, 0.025, 0.025, 0.0125, 0.0125, 0.00625, 0.003125, 0.0015625]
+    np.testing.assert_allclose(rates, expected, rtol=1e-6)
+    np.testing.assert_allclose(logged, expected, rtol=1e-6)
+    assert stopped is None
+
+
+def test_no_halving_before_halving_starts_even_on_a_plateau():
+    rates, _, _ = _run_schedule([1.0, 1.0, 1.0, 1.0, 1.0], start=4)
+    np.testing.assert_allclose(rates, [0.1, 0.1, 0.1, 0.05, 0.025], rtol=1e-6)
+    # an improvement of exactly min_delta is enough to keep the rate
+    rates, _, _ = _run_schedule([1.0, 0.5, 0.25, 0.125], start=1, min_delta=0.125)
+    np.testing.assert_allclose(rates, [0.1, 0.1, 0.1, 0.1], rtol=1e-6)
+
+
+def test_training_stops_when_the_halved_rate_would_fall_below_the_floor():
+    # 0.1 -> 0.05 -> 0.025 -> (0.0125 < 0.02): the third halving stops training instead of going below the floor
+    rates, _, stopped = _run_schedule([1.0] * 10, lr=0.1, start=1, floor=0.02)
+    assert stopped == 3
+    np.testing.assert_allclose(rates, [0.1, 0.05, 0.025, 0.025], rtol=1e-6)
+    # a rate landing exactly on the floor is still used
+    rates, _, stopped = _run_schedule([1.0] * 10, lr=0.1, start=1, floor=0.025)
+    assert stopped == 3 and rates[2] == pytest.approx(0.025)
+
+
+def test_schedule_resumes_from_the_previous_loss():
+    # After a resume the first epoch compares with the loss saved before the interruption, not with infinity.
+    rates, _, _ = _run_schedule([0.8995], start=1, previous=0.9)
+    assert rates == [pytest.approx(0.05)]
+    rates, _, _ = _run_schedule([0.8995], start=1)
+    assert rates == [pytest.approx(0.1)]
+
+
+# ---------------------------------------------------------------- a tiny learnable two-class set
+
+
+def _two_class_clips(n, seed, seconds=0.3):
+    """Class 0: a low tone (120-180 Hz), class 1: a high tone (2-3 kHz), random phase, noise, gain."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * RATE)) / RATE
+    signals, labels = [], []
+    for i in range(n):
+        label = i % 2
+        f = rng.uniform(120, 180) if label == 0 else rng.uniform(2000, 3000)
+        x = rng.uniform(0.1, 0.6) * np.sin(2 * np.pi * f * t + rng.uniform(0, 2 * np.pi))
+        signals.append((x + 0.03 * rng.standard_normal(t.size)).astype(np.float32))
+        labels.append(label)
+    return ClipSet([f"s{seed}_{i}" for i in range(n)], lambda i: signals[i], np.array(labels, np.int32))
+
+
+def _cfg(**kw):
+    # Halving from the first epoch with a huge min_delta halves the rate after every epoch but the first (which has
+    # no previous loss), so the lr column of history.csv shows whether a resumed run restored its optimiser state.
+    base = dict(hop_frames=HOP, batch_size=8, max_epochs=4, halving_starts=1, min_delta=10.0,
+                class_names=["low", "high"])
+    return FrameTraining(**{**base, **kw})
+
+
+class _Interrupted(KeyboardInterrupt):
+    pass
+
+
+# Validation losses reported to the callbacks, epoch by epoch: the best epoch (1) is neither the last one nor in
+# the resumed part of the run.
+SCRIPTED_VAL_LOSS = [0.5, 0.3, 0.4, 0.35]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A run interrupted in the middle of its third epoch (Ctrl-C), then resumed to the end.
+
+    The validation losses the callbacks see are scripted (the real evaluation still runs), and the weights at
+    the end of every epoch are recorded, to check which epoch each checkpoint file holds.
+    """
+    run = tmp_path_factory.mktemp("frame") / "run"
+    fit, cv = _two_class_clips(16, 0), _two_class_clips(6, 1)
+    cfg = _cfg()
+    real_tensorboard = keras.callbacks.TensorBoard
+    real_evaluate = FrameCNN.evaluate
+    epoch_weights = []
+
+    def scripted_evaluate(self, *args, **kwargs):
+        logs = real_evaluate(self, *args, **kwargs)
+        epoch = len(epoch_weights)
+        epoch_weights.append([np.array(w) for w in self.get_weights()])
+        return {**logs, "loss": SCRIPTED_VAL_LOSS[epoch]}
+
+    class InterruptingTensorBoard(real_tensorboard):
+        # the last callback of the run: interrupt after the second batch of epoch 2 (0-based)
+        def on_epoch_begin(self, epoch, logs=None):
+            self._epoch_now = epoch
+            super().on_epoch_begin(epoch, logs)
+
+        def on_train_batch_end(self, batch, logs=None):
+            super().on_train_batch_end(batch, logs)
+            if self._epoch_now == 2 and batch == 1:
+                raise _Interrupted()
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(FrameCNN, "evaluate", scripted_evaluate)
+        with pytest.MonkeyPatch.context() as interrupt:
+            interrupt.setattr(keras.callbacks, "TensorBoard", InterruptingTensorBoard)
+            with pytest.raises(_Interrupted):
+                train_frame_cnn(run, fit, cv, cfg, verbose=0)
+        interrupted = {"state": json.loads((run / "state.json").read_text()),
+                       "history": pd.read_csv(run / "history.csv")}
+        model = train_frame_cnn(run, fit, cv, cfg, verbose=0)
+    return types.SimpleNamespace(run=run, fit=fit, cv=cv, cfg=cfg, model=model, interrupted=interrupted,
+                                 epoch_weights=epoch_weights)
+
+
+def test_interrupted_run_resumes_at_the_next_epoch(trained):
+    before = trained.interrupted
+    assert before["state"]["epoch"] == 1 and before["state"]["done"] is False
+    assert list(before["history"]["epoch"]) == [0, 1]  # the interrupted epoch left no row
+    history = pd.read_csv(trained.run / "history.csv")
+    state = json.loads((trained.run / "state.json").read_text())
+    assert list(history["epoch"]) == list(range(trained.cfg.max_epochs))  # no duplicated or missing epochs
+    assert state["done"] is True and state["epoch"] == trained.cfg.max_epochs - 1
+    # the resumed run continued from the saved optimiser state and the saved previous loss: the rate went on
+    # halving from where it was (0.05 after epoch 1), not from the initial 0.1 or without a previous loss
+    np.testing.assert_allclose(history["lr"], [0.1, 0.05, 0.025, 0.0125], rtol=1e-6)
+    np.testing.assert_allclose(history["val_loss"].iloc[:2], before["history"]["val_loss"], rtol=1e-6)
+    # ... and from the saved weights: every optimiser step of the finished epochs, none of the interrupted one
+    windows = sum(num_windows(len(trained.fit.load(i)), HOP) for i in range(len(trained.fit.keys)))
+    last = keras.saving.load_model(trained.run / "last.keras")
+    assert int(last.optimizer.iterations.numpy()) == trained.cfg.max_epochs * math.ceil(windows / 8)
+
+
+def _assert_same_weights(model, weights):
+    for got, want in zip(model.get_weights(), weights, strict=True):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_best_checkpoint_is_the_epoch_with_the_lowest_val_loss(trained):
+    history = pd.read_csv(trained.run / "history.csv")
+    state = json.loads((trained.run / "state.json").read_text())
+    np.testing.assert_allclose(history["val_loss"], SCRIPTED_VAL_LOSS)
+    assert len(trained.epoch_weights) == len(SCRIPTED_VAL_LOSS)  # one evaluation per finished epoch
+    best = int(np.argmin(SCRIPTED_VAL_LOSS))
+    assert state["best_epoch"] == best and state["best_val_loss"] == pytest.approx(SCRIPTED_VAL_LOSS[best])
+    # the files hold those epochs' weights (the resumed epochs, worse than epoch 1, did not replace best.keras)
+    _assert_same_weights(keras.saving.load_model(trained.run / "best.keras"), trained.epoch_weights[best])
+    _assert_same_weights(keras.saving.load_model(trained.run / "last.keras"), trained.epoch_weights[-1])
+    # train_frame_cnn returns the best model
+    _assert_same_weights(trained.model, trained.epoch_weights[best])
+
+
+def test_learned_network_beats_chance(trained):
+    test = _two_class_clips(10, 2)
+    pred = utterance_decisions(trained.model, test, hop_frames=HOP)
+    assert np.mean(pred == test.labels) >= 0.8
+    # each decision is the argmax of the mean of that clip's window posteriors
+    for i in range(len(test.keys)):
+        post = np.asarray(trained.model(clip_windows(test.load(i), HOP), training=False))
+        assert pred[i] == post.mean(axis=0).argmax()
+
+
+def test_finished_run_is_not_retrained(trained):
+    files = {name: (trained.run / name).stat().st_mtime_ns for name in ("best.keras", "last.keras", "state.json")}
+    history = (trained.run / "history.csv").read_text()
+
+    def fail(i):
+        raise AssertionError("a finished run loaded its training clips")
+
+    untouchable = ClipSet(trained.fit.keys, fail, trained.fit.labels)
+    model = train_frame_cnn(trained.run, untouchable, untouchable, trained.cfg, verbose=0)
+    assert {name: (trained.run / name).stat().st_mtime_ns for name in files} == files
+    assert (trained.run / "history.csv").read_text() == history
+    np.testing.assert_array_equal(model.get_layer("conv_0").kernel.numpy(),
+                                  trained.model.get_layer("conv_0").kernel.numpy())
+
+
+def test_run_folder_of_another_configuration_is_refused(trained):
+    config = (trained.run / "config.json").read_text()
+    with pytest.raises(ValueError, match="batch_size") as err:
+        train_frame_cnn(trained.run, trained.fit, trained.cv, _cfg(batch_size=16), verbose=0)
+    assert "min_delta" not in str(err.value)
+    with pytest.raises(ValueError, match="class_names"):
+        train_frame_cnn(trained.run, trained.fit, trained.cv, _cfg(class_names=["a", "b"]), verbose=0)
+    assert (trained.run / "config.json").read_text() == config
+
+
+def test_from_profile_and_unknown_profile():
+    cfg = FrameTraining.from_profile("paper", seed=3)
+    assert (cfg.hop_frames, cfg.max_epochs, cfg.halving_starts, cfg.profile, cfg.seed) == (1, 60, 3, "paper", 3)
+    assert (cfg.batch_size, cfg.learning_rate, cfg.momentum, cfg.min_delta, cfg.lr_floor) == (256, 0.1, 0.5, 0.002,
+                                                                                              1e-6)
+    with pytest.raises(ValueError, match="demo"):
+        FrameTraining.from_profile("fast")
+
+
+# ---------------------------------------------------------------- embeddings and decisions
+
+
+@pytest.fixture(scope="module")
+def untrained():
+    return FrameCNN("subseg", num_classes=3, seed=0)
+
+
+@pytest.fixture(scope="module")
+def odd_clips():
+    """Lengths that exercise the framing: shorter than one window, a partial last frame, whole frames."""
+    rng = np.random.default_rng(5)
+    lengths = [800, 4800, 7555, 3000, 6400]
+    signals = [(0.2 * rng.standard_normal(n) + np.sin(np.arange(n) * 0.05 * (k + 1))).astype(np.float32)
+               for k, n in enumerate(lengths)]
+    return ClipSet([f"c{i}" for i in range(len(lengths))], lambda i: signals[i], np.zeros(len(lengths), np.int32))
+
+
+def test_embeddings_are_mean_and_std_of_the_pre_activation_hidden_layer(untrained, odd_clips):
+    embedder = untrained.embedding_model()
+    emb = embed_clips(embedder, odd_clips, hop_frames=HOP)
+    assert emb.shape == (5, 20) and emb.dtype == np.float32
+    for i in range(len(odd_clips.keys)):
+        hidden = np.asarray(embedder(clip_windows(odd_clips.load(i), HOP), training=False), np.float64)
+        assert hidden.shape == (num_windows(len(odd_clips.load(i)), HOP), 10)
+        np.testing.assert_allclose(emb[i], np.concatenate([hidden.mean(0), hidden.std(0)]), rtol=1e-4, atol=1e-5)
+    assert (emb[:, :10] < 0).any()  # before the ReLU: means can be negative
+
+
+def test_mixed_batches_equal_one_clip_at_a_time(untrained, odd_clips):
+    embedder = untrained.embedding_model()
+    together = embed_clips(embedder, odd_clips, hop_frames=HOP)
+    alone = np.concatenate([embed_clips(embedder, odd_clips.subset([i]), hop_frames=HOP)
+                            for i in range(len(odd_clips.keys))])
+    np.testing.assert_allclose(together, alone, rtol=1e-4, atol=1e-5)
+    # batches that split clips across them give the same windows in the same order
+    big, index = window_outputs(embedder, odd_clips, hop_frames=HOP)
+    small, index_small = window_outputs(embedder, odd_clips, hop_frames=HOP, batch_size=3)
+    counts = [num_windows(len(odd_clips.load(i)), HOP) for i in range(len(odd_clips.keys))]
+    np.testing.assert_array_equal(index, np.repeat(np.arange(5), counts))
+    np.testing.assert_array_equal(index_small, index)
+    np.testing.assert_allclose(small, big, rtol=1e-4, atol=1e-5)
+    # a subset in another order embeds each clip as itself
+    np.testing.assert_allclose(embed_clips(embedder, odd_clips.subset([4, 0, 2]), hop_frames=HOP),
+                               together[[4, 0, 2]], rtol=1e-4, atol=1e-5)
+
+
+def test_utterance_decision_is_the_argmax_of_mean_posteriors(untrained, odd_clips):
+    pred = utterance_decisions(untrained, odd_clips, hop_frames=HOP)
+    for i in range(len(odd_clips.keys)):
+        post = np.asarray(untrained(clip_windows(odd_clips.load(i), HOP), training=False))
+        assert pred[i] == post.mean(axis=0).argmax()
