@@ -160,6 +160,36 @@ def cmd_extract_network(args) -> int:
     return 0
 
 
+def cmd_extract_ssl(args) -> int:
+    from exvo_keras.data.corpus import load_corpus
+    from exvo_keras.features.ssl import extract_feature_set, extract_ssl, feature_path
+
+    corpus = load_corpus(args.data)
+    if args.checkpoint and len(args.names) != 1:
+        raise ValueError("--checkpoint names one encoder: give exactly one feature-set name")
+    layer = None if args.layer in (None, "last") else int(args.layer)
+    for name in args.names:
+        common = dict(layer=layer, shard=args.shard, progress=not args.quiet)
+        if args.checkpoint:
+            path = extract_ssl(corpus, Path(args.checkpoint), feature_path(args.work, name), **common)
+        else:
+            path = extract_feature_set(name, corpus, args.work, ssl_dir=args.ssl_dir, seed=args.seed, **common)
+        source = args.checkpoint or (f"checkpoints in {args.ssl_dir}" if args.ssl_dir else "random-init demo encoder")
+        print(f"{name} ({source}): {path}")
+    return 0
+
+
+def cmd_merge_ssl(args) -> int:
+    from exvo_keras.data.corpus import load_corpus
+    from exvo_keras.features.ssl import feature_path, merge_shards
+
+    corpus = load_corpus(args.data)
+    target = feature_path(args.work, args.name)
+    shards = sorted(target.parent.glob(f"{target.stem}.shard*of*.h5"))
+    print(f"{args.name}: merged {len(shards)} shard(s) into {merge_shards(shards, target, corpus)}")
+    return 0
+
+
 def cmd_figure2(args) -> int:
     import keras
 
@@ -290,6 +320,22 @@ def build_parser() -> argparse.ArgumentParser:
             "Embed every clip with trained frame CNNs (mean+std of the hidden layer) into stores.")
     data_work(p)
     p.add_argument("networks", nargs="+", help="network names (see train-network)")
+
+    p = add("extract-ssl", cmd_extract_ssl,
+            "Mean+std of a WavLM / HuBERT / Wav2Vec2 hidden layer for every clip into a store (resumable).")
+    data_work(p)
+    p.add_argument("names", nargs="+", choices=("wavlm", "hubert", "wav2vec2"), help="feature sets to extract")
+    p.add_argument("--ssl-dir", help="folder holding wavlm-large/, hubert-large-ll60k/, wav2vec2-base/ (Hugging "
+                                     "Face checkpoints); without it, small random-init demo encoders are used")
+    p.add_argument("--checkpoint", help="one checkpoint folder (config.json + model.safetensors) for one name")
+    p.add_argument("--layer", help="hidden layer to pool: 'last' (default, Hugging Face's last_hidden_state) or an "
+                                   "index into hidden_states")
+    p.add_argument("--shard", metavar="I/N", help="extract only shard I of N (clips I, I+N, ...); merge with merge-ssl")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random-init demo encoders (default 0)")
+
+    p = add("merge-ssl", cmd_merge_ssl, "Join the complete shard stores of an extraction into one store.")
+    data_work(p)
+    p.add_argument("name", choices=("wavlm", "hubert", "wav2vec2"), help="feature set whose shards to merge")
 
     p = add("figure2", cmd_figure2, "Figure 2: cumulative frequency response of each network's first conv layer.")
     p.add_argument("--work", default=DEFAULT_WORK, help=f"folder with trained networks (default {DEFAULT_WORK}/)")

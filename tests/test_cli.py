@@ -1,12 +1,14 @@
 import subprocess
 import sys
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from exvo_keras.cli import build_parser, main
 
-COMMANDS = ["make-demo", "check-corpus", "extract-compare", "train", "train-mtl", "report"]
+COMMANDS = ["make-demo", "check-corpus", "extract-compare", "train", "train-mtl", "report", "train-network",
+            "extract-network", "extract-ssl", "merge-ssl", "figure2"]
 
 
 @pytest.mark.parametrize("command", COMMANDS)
@@ -66,3 +68,22 @@ def test_errors_are_one_line_not_a_traceback(tmp_path, capsys):
     assert main(["train", "--data", str(tmp_path / "missing"), "--work", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: corpus") and "corpus folder not found" in err and "Traceback" not in err
+
+
+def test_ssl_shards_through_the_cli_equal_one_extraction(tmp_path, capsys):
+    from conftest import write_corpus
+    from exvo_keras.data.corpus import load_corpus
+    from exvo_keras.store import read_store
+
+    data = write_corpus(tmp_path / "c", n_per_split=(3, 2, 1), duration=0.3)
+    one, two = tmp_path / "one", tmp_path / "two"
+    assert main(["extract-ssl", "hubert", "--data", str(data), "--work", str(one), "-q"]) == 0
+    for shard in ("0/2", "1/2"):
+        assert main(["extract-ssl", "hubert", "--data", str(data), "--work", str(two), "--shard", shard, "-q"]) == 0
+    assert main(["merge-ssl", "hubert", "--data", str(data), "--work", str(two), "-q"]) == 0
+    assert "merged 2 shard(s)" in capsys.readouterr().out
+    ids = load_corpus(data).file_ids()
+    a = read_store(one / "features" / "hubert.h5", ids)
+    b = read_store(two / "features" / "hubert.h5", ids)
+    assert a.shape == (6, 128)
+    np.testing.assert_allclose(a, b, atol=1e-5)

@@ -32,7 +32,8 @@ def test_run_all_on_a_real_format_folder_then_resumes(tmp_path):
     assert table1.count(",run,") == 4 and "demo" in table1
     assert (results / "figure2.png").stat().st_size > 10_000
     metrics = sorted(work.glob("runs/table2/*/seed_0/metrics.json"))
-    assert len(metrics) == 3 + 4
+    assert len(metrics) == 3 + 4 + 6  # ComParE, Raw/Zff(ExVo)-ER, and the three random-init SSL encoders
+    assert "| WavLM (random-init encoder) | Sys-2 | 1 |" in table
     stamps = [m.stat().st_mtime_ns for m in metrics]
 
     second = _run_all(*args)

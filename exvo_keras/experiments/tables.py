@@ -19,6 +19,8 @@ FEATURE_COMMANDS = {
     "compare": "python -m exvo_keras extract-compare --data DATA --work WORK",
     **{name: f"python -m exvo_keras train-network {name} ... then extract-network {name}"
        for name in ("raw_exvo_er", "zff_exvo_er", "raw_exvo_cr", "zff_exvo_cr", "raw_ser", "zff_ser", "raw_asr")},
+    **{name: f"python -m exvo_keras extract-ssl {name} --data DATA --work WORK [--ssl-dir DIR]"
+       for name in ("wavlm", "hubert", "wav2vec2")},
 }
 
 METRICS = ("emo_ccc", "cou_uar", "age_mae", "s_mtl")
@@ -68,6 +70,9 @@ ROWS = (
     Row(2, "ComParE", "Sys-2", ("compare",), "sys2", None),
     # The challenge's own head on the same features: the paper's ComParE row is the organisers' baseline.
     Row(2, "ComParE", "baseline head", ("compare",), "baseline", ("ComParE", "Sys-1")),
+    *_sys_rows("WavLM", ("wavlm",)),
+    *_sys_rows("HuBERT", ("hubert",)),
+    *_sys_rows("Wav2Vec2", ("wav2vec2",)),
     *_sys_rows("Raw(SER)", ("raw_ser",)),
     *_sys_rows("Zff(SER)", ("zff_ser",)),
     *_sys_rows("Raw(ASR)", ("raw_asr",)),
@@ -77,6 +82,13 @@ ROWS = (
 
 # Table 1: the in-domain networks' own utterance decisions on Val.
 TABLE1_NETWORKS = ("raw_exvo_er", "zff_exvo_er", "raw_exvo_cr", "zff_exvo_cr")
+
+
+def random_init(store) -> bool:
+    """Whether a store's features come from a randomly initialised encoder (the demo's stand-in for a checkpoint)."""
+    from exvo_keras.store import store_attrs
+
+    return str(store_attrs(store)["settings"].get("weights", "")).startswith("random-init")
 
 
 def rows_of(table: int) -> list[Row]:
@@ -110,6 +122,8 @@ def table_frame(table: int, work, reference: dict | None = None, split: str = "V
         rec = {"system": row.system, "config": row.config, "dims": None}
         summary_path = run_dir(work, row) / "summary.json"
         missing = missing_inputs(row, Path(work))
+        if not missing and any(random_init(p) for p in row.store_paths(Path(work))):
+            rec["system"] += " (random-init encoder)"
         if summary_path.exists():
             summary = json.loads(summary_path.read_text())[split]
             rec["status"] = "run"
