@@ -214,7 +214,8 @@ def cmd_report(args) -> int:
     from exvo_keras.data.corpus import load_corpus
     from exvo_keras.experiments.tables import (network_profiles, table1_frame, table1_markdown, table_frame,
                                                table_markdown)
-    from exvo_keras.training.mtl import atomic_write_text, reference_scores
+    from exvo_keras.runs import atomic_write_text
+    from exvo_keras.training.mtl import reference_scores
 
     corpus = load_corpus(args.data)
     out = Path(args.out)

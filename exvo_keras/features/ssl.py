@@ -416,15 +416,12 @@ def pool_clips(encoder, clips: Sequence[np.ndarray], *, layer="last", batch_seco
     `layer` is a resolved layer ("last" or an index into the encoder's ``hidden_states``); clips are 16 kHz
     float32, already normalised if the encoder expects it.
     """
+    from exvo_keras.models.ssl.encoder import pad_clips
+
     pooled = _pooling_function(encoder, layer)
     rows = np.zeros((len(clips), 2 * encoder.hidden_size), np.float32)
     for batch in length_batches([c.size for c in clips], int(batch_seconds * SAMPLE_RATE)):
-        longest = clips[batch[0]].size
-        waveform = np.zeros((len(batch), longest), np.float32)
-        mask = np.zeros((len(batch), longest), np.int32)
-        for row, i in enumerate(batch):
-            waveform[row, :clips[i].size] = clips[i]
-            mask[row, :clips[i].size] = 1
+        waveform, mask = pad_clips([clips[i] for i in batch])
         rows[batch] = np.asarray(pooled(waveform, mask))
     return rows
 

@@ -22,6 +22,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from exvo_keras.runs import atomic_write_json, claim_run_dir
+
 PROFILES = {
     # The paper's settings: a window every 10 ms, the full halving schedule.
     "paper": {"hop_frames": 1, "max_epochs": 60, "halving_starts": 3},
@@ -104,12 +106,6 @@ def _atomic_save(model, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def _atomic_json(path: Path, data) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2))
-    os.replace(tmp, path)
-
-
 def train_frame_cnn(run_dir, fit: ClipSet, cv: ClipSet, cfg: FrameTraining, *, verbose: int = 1):
     """Trains (or resumes) a frame CNN in `run_dir`; returns the best model.
 
@@ -121,18 +117,7 @@ def train_frame_cnn(run_dir, fit: ClipSet, cv: ClipSet, cfg: FrameTraining, *, v
     from exvo_keras.data.pipeline import training_windows
     from exvo_keras.models.frame_cnn import FrameCNN
 
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    config = asdict(cfg)
-    config_path = run_dir / "config.json"
-    if config_path.exists():
-        old = json.loads(config_path.read_text())
-        if old != config:
-            changed = sorted(k for k in set(old) | set(config) if old.get(k) != config.get(k))
-            raise ValueError(f"{run_dir} was trained with another configuration (differs in {', '.join(changed)});"
-                             " remove the folder or choose another")
-    else:
-        _atomic_json(config_path, config)
+    run_dir = claim_run_dir(run_dir, asdict(cfg))
 
     state_path = run_dir / "state.json"
     state = json.loads(state_path.read_text()) if state_path.exists() else {"epoch": -1, "done": False}
@@ -165,7 +150,7 @@ def train_frame_cnn(run_dir, fit: ClipSet, cv: ClipSet, cfg: FrameTraining, *, v
                 _atomic_save(self.model, run_dir / "best.keras")
             _atomic_save(self.model, run_dir / "last.keras")
             state.update(epoch=epoch, previous_val_loss=halve.previous)
-            _atomic_json(state_path, state)
+            atomic_write_json(state_path, state)
 
     callbacks = [halve, Checkpoint(),
                  keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=True),
@@ -173,7 +158,7 @@ def train_frame_cnn(run_dir, fit: ClipSet, cv: ClipSet, cfg: FrameTraining, *, v
     model.fit(train_ds, validation_data=cv_ds, epochs=cfg.max_epochs, initial_epoch=state["epoch"] + 1,
               callbacks=callbacks, shuffle=False, verbose=verbose)
     state["done"] = True
-    _atomic_json(state_path, state)
+    atomic_write_json(state_path, state)
     return keras.saving.load_model(run_dir / "best.keras")
 
 

@@ -8,7 +8,6 @@ deviation over seeds. A seed whose `metrics.json` exists is not trained again, s
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -19,6 +18,7 @@ import pandas as pd
 from exvo_keras.data.corpus import Corpus
 from exvo_keras.data.labels import COUNTRIES, EMOTIONS
 from exvo_keras.metrics import score_all
+from exvo_keras.runs import atomic_write_text, claim_run_dir
 from exvo_keras.store import read_fused
 
 
@@ -42,12 +42,6 @@ class HeadTraining:
 
     def to_json(self) -> dict:
         return asdict(self)
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def _split_ids(corpus: Corpus, cfg: HeadTraining) -> dict[str, list[str]]:
@@ -167,18 +161,7 @@ def run_head(run_dir, corpus: Corpus, cfg: HeadTraining, seeds: Sequence[int], *
     """
     from exvo_keras.progress import progress_bar
 
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    config_path = run_dir / "config.json"
-    config = {**cfg.to_json(), "corpus": corpus.fingerprint}
-    if config_path.exists():
-        old = json.loads(config_path.read_text())
-        if old != config:
-            changed = sorted(k for k in set(old) | set(config) if old.get(k) != config.get(k))
-            raise ValueError(f"{run_dir} was trained with another configuration (differs in {', '.join(changed)}); "
-                             "remove the folder or choose another --out")
-    else:
-        atomic_write_text(config_path, json.dumps(config, indent=2))
+    run_dir = claim_run_dir(run_dir, {**cfg.to_json(), "corpus": corpus.fingerprint})
 
     ids = _split_ids(corpus, cfg)
     needed = {"Train", cfg.early_stopping, *cfg.eval_splits}

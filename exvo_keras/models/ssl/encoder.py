@@ -142,6 +142,17 @@ def small_config(model_type: str, large: bool = False, **overrides) -> dict:
     return config
 
 
+
+def pad_clips(clips) -> tuple[np.ndarray, np.ndarray]:
+    """Zero-pads 1-D clips to the longest: (waveform `[n, longest]` float32, padding mask `[n, longest]` int32)."""
+    longest = max(c.size for c in clips)
+    waveform = np.zeros((len(clips), longest), np.float32)
+    mask = np.zeros((len(clips), longest), np.int32)
+    for row, clip in enumerate(clips):
+        waveform[row, :clip.size] = clip
+        mask[row, :clip.size] = 1
+    return waveform, mask
+
 @keras.saving.register_keras_serializable(package="exvo_keras")
 class StackHiddenStates(layers.Layer):
     """Stacks ``layers + 1`` tensors ``[batch, frames, hidden]`` into ``[layers + 1, batch, frames, hidden]``."""
@@ -439,12 +450,7 @@ class SSLEncoder(keras.Model):
         padded = self.padded_model() if batches else None
         results = [None] * len(clips)
         for batch in batches:
-            longest = clips[batch[0]].size
-            waveform = np.zeros((len(batch), longest), np.float32)
-            mask = np.zeros((len(batch), longest), np.int32)
-            for row, i in enumerate(batch):
-                waveform[row, :clips[i].size] = clips[i]
-                mask[row, :clips[i].size] = 1
+            waveform, mask = pad_clips([clips[i] for i in batch])
             out = padded({"waveform": waveform, "padding_mask": mask}, training=False)
             last = ops.convert_to_numpy(out["last_hidden_state"])
             hidden = ops.convert_to_numpy(out["hidden_states"])
