@@ -4,6 +4,8 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import csv  # noqa: E402
+import wave  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -39,6 +41,19 @@ def write_corpus(root: Path, n_per_split=(6, 4, 4), seed=0, duration=0.4) -> Pat
     cols = ["Subject_ID", "File_ID", "Split", *EMOTIONS, "Age", "Country", "Country_string"]
     pd.DataFrame(rows)[cols].to_csv(root / "data_info.csv", index=False)
     return root
+
+
+def read_rows(path: Path) -> tuple[list[str], list[dict[str, str]]]:
+    """A CSV's header and rows as strings, exactly as written (no type inference)."""
+    with path.open(newline="") as f:
+        reader = csv.DictReader(f)
+        return reader.fieldnames, list(reader)
+
+
+def read_wav(path: Path) -> np.ndarray:
+    """A PCM16 wav through the standard library, independent of the project's own audio loader."""
+    with wave.open(str(path)) as w:
+        return np.frombuffer(w.readframes(w.getnframes()), "<i2") / 32768.0
 
 
 @pytest.fixture

@@ -1,4 +1,3 @@
-import csv
 import re
 import wave
 from pathlib import Path
@@ -8,6 +7,7 @@ import pytest
 from scipy.signal import butter, sosfilt
 from scipy.stats import kruskal, spearmanr
 
+from conftest import read_rows, read_wav
 from exvo_keras.data.demo import (
     ACOUSTIC_WEIGHTS,
     DATA_INFO,
@@ -20,17 +20,6 @@ from exvo_keras.data.labels import COUNTRIES, EMOTIONS, SAMPLE_RATE, SPLITS
 COLUMNS = ["File_ID", "Subject_ID", "Split", "Age", "Country", "Country_string", *EMOTIONS]
 LABELS = COLUMNS[3:]
 TINY = dict(n_speakers=12, clips_per_speaker=4)
-
-
-def read_rows(path: Path) -> tuple[list[str], list[dict[str, str]]]:
-    with path.open(newline="") as f:
-        reader = csv.DictReader(f)
-        return reader.fieldnames, list(reader)
-
-
-def read_wav(path: Path) -> np.ndarray:
-    with wave.open(str(path)) as w:
-        return np.frombuffer(w.readframes(w.getnframes()), "<i2") / 32768.0
 
 
 def wav_path(root: Path, file_id: str) -> Path:

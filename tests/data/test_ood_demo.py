@@ -1,4 +1,3 @@
-import csv
 import wave
 from collections import Counter, defaultdict
 from pathlib import Path
@@ -8,6 +7,7 @@ import pytest
 from scipy.linalg import solve_toeplitz
 from scipy.signal import butter, sosfilt
 
+from conftest import read_rows, read_wav
 from exvo_keras.data.labels import SAMPLE_RATE
 from exvo_keras.data.ood_demo import (
     GENERATOR_VERSION,
@@ -24,17 +24,6 @@ TINY = dict(ser_speakers=3, ser_clips_per_class=2, phone_speakers=2, phone_utter
 MICRO = dict(ser_speakers=2, ser_clips_per_class=1, phone_speakers=2, phone_utterances=1)
 # Enough speakers to hold some out; speakers alternate male/female, so holding out the last two keeps one of each.
 LEARN = dict(ser_speakers=10, ser_clips_per_class=2, phone_speakers=6, phone_utterances=3)
-
-
-def read_rows(path: Path) -> tuple[list[str], list[dict[str, str]]]:
-    with path.open(newline="") as f:
-        reader = csv.DictReader(f)
-        return reader.fieldnames, list(reader)
-
-
-def read_wav(path: Path) -> np.ndarray:
-    with wave.open(str(path)) as w:
-        return np.frombuffer(w.readframes(w.getnframes()), "<i2") / 32768.0
 
 
 def tree_bytes(root: Path) -> dict[str, bytes]:
