@@ -65,10 +65,10 @@ def cmd_extract_compare(args) -> int:
 
 
 def _training_config(args, stores, head):
-    from exvo_keras.training.mtl import HeadTraining
+    from exvo_keras.training.mtl import WEIGHT_DECAY, HeadTraining
 
     return HeadTraining(stores=[str(s) for s in stores], head=head, epochs=args.epochs, batch_size=args.batch_size,
-                        learning_rate=args.lr, weight_decay=1e-4 if head == "baseline" else 0.0,
+                        learning_rate=args.lr, weight_decay=WEIGHT_DECAY.get(head, 0.0),
                         patience=args.patience, early_stopping=args.early_stopping, eval_splits=args.eval_splits)
 
 

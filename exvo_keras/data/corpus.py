@@ -81,9 +81,13 @@ class Corpus:
 
     def labels(self, split: str) -> dict[str, np.ndarray]:
         """Labels of a split as arrays: emotion `[n, 10]` float32, age `[n]` float32, country `[n]` int32."""
-        rows = self.rows(split)
         if not self.has_labels(split):
             raise CorpusError(self.root, [f"split {split} has no (complete) labels"])
+        return self.labels_of(self.file_ids(split))
+
+    def labels_of(self, file_ids) -> dict[str, np.ndarray]:
+        """Labels of these clips, in their order, as `labels` returns them (unchecked: see `has_labels`)."""
+        rows = self.table.loc[list(file_ids)]
         return {
             "emotion": rows[list(EMOTIONS)].to_numpy(np.float32),
             "age": rows["Age"].to_numpy(np.float32),

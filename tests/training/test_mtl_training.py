@@ -69,11 +69,10 @@ def test_early_stopping_keeps_the_best_epoch(learnable, tmp_path):
     import keras
 
     from exvo_keras.store import read_store
-    from exvo_keras.training.mtl import _labels
 
     model = keras.saving.load_model(tmp_path / "r" / "seed_0" / "model.keras")
     ids = corpus.file_ids("Val")
-    loss = float(model.compute_loss(y=_labels(corpus, ids), y_pred=model(read_store(store, ids))))
+    loss = float(model.compute_loss(y=corpus.labels_of(ids), y_pred=model(read_store(store, ids))))
     assert loss == pytest.approx(min(history["val_loss"]), rel=1e-3)
 
 
