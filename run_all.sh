@@ -7,7 +7,8 @@
 # Options: --data DIR, --work DIR (stores, networks and runs, default work/), --results DIR (default results/),
 #          --seeds N (default 5), --profile paper|demo (frame-CNN settings; default demo on the demo corpus,
 #          paper otherwise), --list SOURCE=CSV and --weights NETWORK=FILE (out-of-domain networks, repeatable),
-#          --ssl-dir DIR (wavlm-large/, hubert-large-ll60k/, wav2vec2-base/; default: random-init demo encoders).
+#          --ssl-dir DIR (wavlm-large/, hubert-large-ll60k/, wav2vec2-base/; default: random-init demo encoders),
+#          --imagenet-weights FILE (VGG16 ImageNet weights for the DeepSpectrum rows; without it they say "not run").
 # Every stage skips what is already complete, so rerunning after an interruption picks up where it stopped.
 # Creates .venv/ on first use unless a virtual environment is active.
 set -euo pipefail
@@ -20,6 +21,7 @@ SEEDS=5
 PROFILE=""
 OOD=()
 SSL=()
+IMAGENET=
 while [ $# -gt 0 ]; do
   case "$1" in
     --data) DATA="$2"; shift 2 ;;
@@ -29,7 +31,8 @@ while [ $# -gt 0 ]; do
     --profile) PROFILE="$2"; shift 2 ;;
     --list|--weights) OOD+=("$1" "$2"); shift 2 ;;
     --ssl-dir) SSL=(--ssl-dir "$2"); shift 2 ;;
-    -h|--help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --imagenet-weights) IMAGENET="$2"; shift 2 ;;
+    -h|--help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -52,9 +55,12 @@ exvo extract-compare --data "$DATA" --work "$WORK"
 exvo train-network "${NETWORKS[@]}" --data "$DATA" --work "$WORK" --profile "$PROFILE" ${OOD[@]+"${OOD[@]}"}
 exvo extract-network "${EMBEDDINGS[@]}" --data "$DATA" --work "$WORK"
 exvo extract-ssl wavlm hubert wav2vec2 --data "$DATA" --work "$WORK" ${SSL[@]+"${SSL[@]}"}
+if [ -n "$IMAGENET" ]; then
+  exvo extract-deepspectrum --imagenet-weights "$IMAGENET" --data "$DATA" --work "$WORK"
+fi
 exvo train --table 2 --data "$DATA" --work "$WORK" --seeds "$SEEDS"
-exvo report --table 1 --data "$DATA" --work "$WORK" --out "$RESULTS"
-exvo report --table 2 --data "$DATA" --work "$WORK" --out "$RESULTS"
+exvo train --table 3 --data "$DATA" --work "$WORK" --seeds "$SEEDS"
+exvo report --table all --data "$DATA" --work "$WORK" --out "$RESULTS"
 exvo figure2 --work "$WORK" --out "$RESULTS/figure2.png"
 
 echo "run_all.sh finished in ${SECONDS} s; tables in $RESULTS/" >&2

@@ -64,50 +64,40 @@ def cmd_extract_compare(args) -> int:
     return 0
 
 
-def _training_config(args, stores, head):
-    from exvo_keras.training.mtl import WEIGHT_DECAY, HeadTraining
+def _training_options(args) -> dict:
+    from exvo_keras.experiments.reproduce import DEFAULT_TRAINING
 
-    return HeadTraining(stores=[str(s) for s in stores], head=head, epochs=args.epochs, batch_size=args.batch_size,
-                        learning_rate=args.lr, weight_decay=WEIGHT_DECAY.get(head, 0.0),
-                        patience=args.patience, early_stopping=args.early_stopping, eval_splits=args.eval_splits)
+    options = dict(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr, patience=args.patience,
+                   early_stopping=args.early_stopping)
+    if args.eval_splits:
+        options["eval_splits"] = args.eval_splits
+    return {**DEFAULT_TRAINING, **options}
 
 
 def cmd_train(args) -> int:
     from exvo_keras.data.corpus import load_corpus
-    from exvo_keras.experiments.tables import missing_inputs, row_by_key, rows_of, run_dir
-    from exvo_keras.training.mtl import run_head
+    from exvo_keras.experiments.reproduce import selected, train_systems
 
     corpus = load_corpus(args.data)
-    rows = [row_by_key(k) for k in args.rows] if args.rows else rows_of(args.table)
     seeds = list(range(args.seed0, args.seed0 + args.seeds))
-    for row in rows:
-        missing = missing_inputs(row, Path(args.work))
-        if missing:
-            print(f"{row.system} {row.config}: not run, supply {'; '.join(missing)}")
-            continue
-        cfg = _training_config(args, row.store_paths(Path(args.work)), row.head)
-        summary = run_head(run_dir(args.work, row), corpus, cfg, seeds, progress=not args.quiet)
-        _print_summary(f"{row.system} {row.config}", summary)
+    train_systems(selected(args.table, args.rows), corpus, args.work, seeds, progress=not args.quiet,
+                  **_training_options(args))
     return 0
 
 
 def cmd_train_mtl(args) -> int:
     from exvo_keras.data.corpus import load_corpus
-    from exvo_keras.training.mtl import run_head
+    from exvo_keras.experiments.reproduce import summary_line
+    from exvo_keras.training.mtl import WEIGHT_DECAY, HeadTraining, default_eval_splits, run_head
 
     corpus = load_corpus(args.data)
-    cfg = _training_config(args, args.features, args.head)
+    options = {"eval_splits": default_eval_splits(corpus), **_training_options(args)}
+    cfg = HeadTraining(stores=list(args.features), head=args.head, weight_decay=WEIGHT_DECAY.get(args.head, 0.0),
+                       **options)
     summary = run_head(args.out, corpus, cfg, list(range(args.seed0, args.seed0 + args.seeds)),
                        progress=not args.quiet)
-    _print_summary(str(args.out), summary)
+    print(summary_line(str(args.out), summary))
     return 0
-
-
-def _print_summary(name: str, summary: dict) -> None:
-    for split, metrics in summary.items():
-        parts = [f"{m} {metrics[m]['mean']:.3f}±{metrics[m]['std']:.3f}"
-                 for m in ("emo_ccc", "cou_uar", "age_mae", "s_mtl")]
-        print(f"{name} [{split}, {metrics['s_mtl']['n']} seeds]: " + ", ".join(parts))
 
 
 def _named_paths(pairs, what: str) -> dict[str, Path]:
@@ -191,52 +181,37 @@ def cmd_merge_ssl(args) -> int:
 
 
 def cmd_figure2(args) -> int:
-    import keras
+    from exvo_keras.experiments.filters import figure2
 
-    import exvo_keras.models.frame_cnn  # noqa: F401  registers FrameCNN for load_model
-
-    from exvo_keras.experiments.filters import plot_figure2
-    from exvo_keras.experiments.networks import NETWORKS, run_dir
-
-    panels = {"raw": {}, "zff": {}}
-    for net in NETWORKS.values():
-        best = run_dir(args.work, net) / "best.keras"
-        if best.exists():
-            panels[net.signal][net.label] = keras.saving.load_model(best).first_conv_kernel()
-    if not any(panels.values()):
-        raise FileNotFoundError(f"no trained networks under {Path(args.work) / 'networks'}; run train-network first")
-    path = plot_figure2(panels, args.out)
-    print(f"Figure 2: {path} ({', '.join(k for p in panels.values() for k in p)})")
+    path, drawn = figure2(args.work, args.out)
+    print(f"Figure 2: {path} ({', '.join(drawn)})")
     return 0
 
 
 def cmd_report(args) -> int:
     from exvo_keras.data.corpus import load_corpus
-    from exvo_keras.experiments.tables import (network_profiles, table1_frame, table1_markdown, table_frame,
-                                               table_markdown)
-    from exvo_keras.runs import atomic_write_text
-    from exvo_keras.training.mtl import reference_scores
+    from exvo_keras.experiments.report import COMPARISON_PLOT, all_reports, table_report
 
     corpus = load_corpus(args.data)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    profiles = network_profiles(args.work)
-    profile_note = ("Frame CNNs trained with profile(s): " + ", ".join(f"{k} {v}" for k, v in profiles.items())
-                    if profiles else "No frame CNNs trained yet.")
-    if args.table == 1:
-        frame = table1_frame(args.work)
-        note = (f"Validation split of corpus `{corpus.root}` (fingerprint {corpus.fingerprint}); decision per "
-                f"utterance = argmax of the mean window posterior. {profile_note}")
-        md = table1_markdown(frame, note)
+    if args.table == "all":
+        all_reports(corpus, args.work, args.out)
+        for table in (1, 2, 3):
+            print((Path(args.out) / f"table{table}.md").read_text())
+        print(f"S_MTL comparison: {Path(args.out) / COMPARISON_PLOT}")
     else:
-        frame = table_frame(args.table, args.work, reference=reference_scores(corpus, "Val"))
-        note = (f"Validation split of corpus `{corpus.root}` (fingerprint {corpus.fingerprint}); ours are mean ± "
-                f"std over seeds of the run folders in `{Path(args.work) / 'runs'}`; Δ is ours minus the paper's. "
-                f"S_MTL = 3 / (1/CCC + MAE + 1/UAR). {profile_note}")
-        md = table_markdown(frame, f"Table {args.table}", note)
-    atomic_write_text(out / f"table{args.table}.md", md)
-    frame.to_csv(out / f"table{args.table}.csv", index=False)
-    print(md)
+        print(table_report(int(args.table), corpus, args.work, args.out)[1])
+    return 0
+
+
+def cmd_extract_deepspectrum(args) -> int:
+    from exvo_keras.data.corpus import load_corpus
+    from exvo_keras.experiments.tables import feature_store
+    from exvo_keras.features.deepspectrum import extract_deepspectrum
+
+    corpus = load_corpus(args.data)
+    path = extract_deepspectrum(corpus, args.imagenet_weights, feature_store(args.work, "deepspectrum"),
+                                progress=not args.quiet)
+    print(f"DeepSpectrum store: {path}")
     return 0
 
 
@@ -287,13 +262,16 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--early-stopping", choices=("Val", "dev"), default="Val",
                        help="split whose loss picks the epoch: Val (as the baseline) or dev (10%% of Train, "
                             "speaker-independent)")
-        p.add_argument("--eval-splits", nargs="+", default=["Val"], choices=("Val", "Test"),
-                       help="splits to predict and score (default Val)")
+        p.add_argument("--eval-splits", nargs="+", choices=("Val", "Test"),
+                       help="splits to predict, and score where labelled (default Val, and Test when the corpus "
+                            "has Test clips); adding a split to a finished run predicts it without retraining")
 
-    p = add("train", cmd_train, "Train and score registered table rows over N seeds (resumable).")
+    p = add("train", cmd_train, "Train and score the registered systems of a table over N seeds, then build its "
+                                "hybrids (resumable; rows whose inputs are missing say what to supply).")
     data_work(p)
-    p.add_argument("--table", type=int, default=2, help="train every row of this table (default 2)")
-    p.add_argument("--rows", nargs="+", help="row keys instead of a whole table, e.g. compare-sys1")
+    p.add_argument("--table", type=int, choices=(2, 3), default=2, help="train every system of this table (default 2)")
+    p.add_argument("--rows", nargs="+", metavar="KEY",
+                   help="system keys instead of a whole table, e.g. compare-sys1 raw_exvo_er+wavlm-sys2 hybrid-auto")
     training(p)
 
     p = add("train-mtl", cmd_train_mtl, "Train a multi-task head on any stores (early fusion if several).")
@@ -342,10 +320,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--work", default=DEFAULT_WORK, help=f"folder with trained networks (default {DEFAULT_WORK}/)")
     p.add_argument("--out", default="results/figure2.png", help="PNG path (default results/figure2.png)")
 
+    p = add("extract-deepspectrum", cmd_extract_deepspectrum,
+            "DeepSpectrum features (mel spectrogram image through ImageNet VGG16, fc7, 4,096 dims) into a store.")
+    data_work(p)
+    p.add_argument("--imagenet-weights", required=True,
+                   help="Keras VGG16 ImageNet weights file (vgg16_weights_tf_dim_ordering_tf_kernels.h5); "
+                        "never downloaded")
+
     p = add("report", cmd_report, "Write results/tableN.md and .csv: ours beside the paper's numbers.")
     data_work(p)
-    p.add_argument("--table", type=int, choices=(1, 2), default=2, help="table number (default 2)")
+    p.add_argument("--table", choices=("1", "2", "3", "all"), default="all",
+                   help="table number, or all: Tables 1-3 and the S_MTL comparison plot (default all)")
     p.add_argument("--out", default="results", help="output folder (default results/)")
+
     return parser
 
 

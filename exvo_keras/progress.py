@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import sys
 
-from tqdm.auto import tqdm
+# The text bar everywhere: tqdm.auto would want ipywidgets in notebooks and warn when it is missing.
+from tqdm import tqdm
 
 
 def progress_bar(iterable=None, *, desc: str, unit: str = "it", total: int | None = None, initial: int = 0,

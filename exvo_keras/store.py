@@ -171,6 +171,19 @@ def store_attrs(path) -> dict:
     return attrs
 
 
+def store_identity(path) -> str:
+    """`name@digest`: the store's file name and a digest of what made it (extractor, settings, corpus).
+
+    What a trained head records of its inputs: it survives moving the work folder or calling from another
+    directory, and changes when a store is rebuilt differently (e.g. a real checkpoint replacing a demo encoder).
+    """
+    import hashlib
+
+    attrs = store_attrs(path)
+    made = {k: attrs.get(k) for k in ("extractor", "settings", "corpus")}
+    return f"{Path(path).name}@{hashlib.sha1(_canonical(made).encode()).hexdigest()[:12]}"
+
+
 def check_store(path, *, extractor: str | None = None, settings: dict | None = None,
                 corpus_fingerprint: str | None = None) -> dict:
     """Refuses a store that is missing, incomplete, or made from another corpus, extractor or settings.

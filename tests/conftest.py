@@ -59,3 +59,29 @@ def read_wav(path: Path) -> np.ndarray:
 @pytest.fixture
 def tiny_corpus(tmp_path):
     return write_corpus(tmp_path / "corpus")
+
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run_all(*args, timeout=900):
+    """`bash run_all.sh ARGS` with this interpreter's environment (the suite's venv), output captured."""
+    import subprocess
+    import sys
+
+    env = {**os.environ, "VIRTUAL_ENV": sys.prefix, "PATH": f"{Path(sys.prefix) / 'bin'}:{os.environ['PATH']}"}
+    return subprocess.run(["bash", str(REPO / "run_all.sh"), *args], capture_output=True, text=True, env=env,
+                          cwd=REPO, timeout=timeout)
+
+
+@pytest.fixture(scope="session")
+def reproduced(tmp_path_factory):
+    """run_all.sh once on a tiny real-format corpus with one seed: (data, work, results, completed process).
+
+    Shared by the run_all and notebook tests, which only reload what it trained.
+    """
+    base = tmp_path_factory.mktemp("reproduced")
+    data = write_corpus(base / "corpus", n_per_split=(16, 8, 4), duration=0.3)
+    work, results = base / "work", base / "results"
+    args = ["--data", str(data), "--work", str(work), "--results", str(results), "--seeds", "1", "--profile", "demo"]
+    return data, work, results, args, run_all(*args)

@@ -41,7 +41,11 @@ def test_demo_to_table_end_to_end(tmp_path, capsys):
     assert list(table["system"])[0].startswith("Reference")
     compare = table[table.system == "ComParE"]
     assert len(compare) == 3 and (compare["status"] == "run").all() and (compare["seeds"] == 2).all()
-    others = table[~table.system.isin(["ComParE"]) & ~table.system.str.startswith("Reference")]
+    auto = table[table.key == "hybrid-auto"].iloc[0]
+    # with only ComParE run, the auto hybrid draws every task from a ComParE system
+    assert auto["status"] == "run" and auto["profile"].count("from compare-") == 3
+    others = table[~table.system.isin(["ComParE"]) & ~table.system.str.startswith("Reference")
+                   & (table.key != "hybrid-auto")]
     assert len(others) > 0 and others["status"].str.startswith("not run: supply").all()
     sys1 = table[(table.system == "ComParE") & (table.config == "Sys-1")].iloc[0]
     assert sys1["paper_s_mtl"] == 0.349 and sys1["diff_s_mtl"] == pytest.approx(sys1["ours_s_mtl"] - 0.349)

@@ -1,26 +1,11 @@
 """run_all.sh chains the CLI stages and resumes: checked on a tiny corpus with one seed."""
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
+from conftest import run_all as _run_all
 from conftest import write_corpus
 
-REPO = Path(__file__).resolve().parents[1]
 
-
-def _run_all(*args):
-    env = {**os.environ, "VIRTUAL_ENV": sys.prefix, "PATH": f"{Path(sys.prefix) / 'bin'}:{os.environ['PATH']}"}
-    return subprocess.run(["bash", str(REPO / "run_all.sh"), *args], capture_output=True, text=True, env=env,
-                          cwd=REPO, timeout=900)
-
-
-def test_run_all_on_a_real_format_folder_then_resumes(tmp_path):
-    data = write_corpus(tmp_path / "corpus", n_per_split=(16, 8, 4), duration=0.3)
-    work, results = tmp_path / "work", tmp_path / "results"
-    args = ["--data", str(data), "--work", str(work), "--results", str(results), "--seeds", "1", "--profile", "demo"]
-    first = _run_all(*args)
+def test_run_all_on_a_real_format_folder_then_resumes(reproduced):
+    data, work, results, args, first = reproduced
     assert first.returncode == 0, first.stderr[-3000:]
     table = (results / "table2.md").read_text()
     compare_rows = [line for line in table.splitlines() if line.startswith("| ComParE |")]
@@ -28,18 +13,28 @@ def test_run_all_on_a_real_format_folder_then_resumes(tmp_path):
     # no out-of-domain lists here: those rows say what to supply; the ExVo networks ran
     assert "| Raw(SER) | Sys-1 |" in table and "not run: supply" in table
     assert "| Raw(ExVo)-ER | Sys-2 | 1 |" in table
+    assert "| Raw(ExVo)-ER + Zff(ExVo)-ER | Sys-2 | 1 |" in table
+    assert "| Raw(ExVo)-ER + Raw(ExVo)-CR | Sys-1 | 1 |" in table  # the paper's hybrid
+    assert "| DeepSpectrum | Sys-1 | — |" in table and "--imagenet-weights" in table
     table1 = (results / "table1.csv").read_text()
     assert table1.count(",run,") == 4 and "demo" in table1
-    assert (results / "figure2.png").stat().st_size > 10_000
-    metrics = sorted(work.glob("runs/table2/*/seed_0/metrics.json"))
-    assert len(metrics) == 3 + 4 + 6  # ComParE, Raw/Zff(ExVo)-ER, and the three random-init SSL encoders
+    # Test labels are hidden in this corpus: Table 3 lists submissions instead of scores
+    table3 = (results / "table3.md").read_text()
+    assert "labels hidden" in table3
+    assert (results / "submissions" / "raw_exvo_er-sys2.csv").exists()
+    for png in ("figure2.png", "s_mtl_comparison.png"):
+        assert (results / png).stat().st_size > 10_000
+    models = sorted(work.glob("runs/*/seed_0/model.keras"))
+    # ComParE ×3, Raw/Zff(ExVo)-ER ×2 each, the three random-init SSL encoders ×2, and the two fusions that
+    # need no out-of-domain network (+Zff(ExVo)-ER, +WavLM) ×2
+    assert len(models) == 3 + 4 + 6 + 4
     assert "| WavLM (random-init encoder) | Sys-2 | 1 |" in table
-    stamps = [m.stat().st_mtime_ns for m in metrics]
+    stamps = [m.stat().st_mtime_ns for m in models]
 
     second = _run_all(*args)
     assert second.returncode == 0, second.stderr[-3000:]
     assert "complete, skipped" in second.stdout
-    assert [m.stat().st_mtime_ns for m in metrics] == stamps  # nothing was trained again
+    assert [m.stat().st_mtime_ns for m in models] == stamps  # nothing was trained again
 
 
 def test_run_all_stops_on_a_broken_corpus_naming_the_problem(tmp_path):

@@ -118,3 +118,20 @@ def plot_figure2(panels: dict, out_png, sample_rate: int = 16000, n_fft: int | N
         Path(tmp).unlink(missing_ok=True)
         raise
     return out_png
+
+
+def figure2(work, out_png) -> tuple[Path, list[str]]:
+    """Figure 2 from the trained networks of `work` (those not trained yet are left out); (path, networks drawn)."""
+    import keras
+
+    import exvo_keras.models.frame_cnn  # noqa: F401  registers FrameCNN for load_model
+    from exvo_keras.experiments.networks import NETWORKS, run_dir
+
+    panels = {"raw": {}, "zff": {}}
+    for net in NETWORKS.values():
+        best = run_dir(work, net) / "best.keras"
+        if best.exists():
+            panels[net.signal][net.label] = keras.saving.load_model(best).first_conv_kernel()
+    if not any(panels.values()):
+        raise FileNotFoundError(f"no trained networks under {Path(work) / 'networks'}; run train-network first")
+    return plot_figure2(panels, out_png), [label for panel in panels.values() for label in panel]

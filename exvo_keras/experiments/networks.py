@@ -193,17 +193,48 @@ def train_network(net: Network, corpus: Corpus, work, profile: str, *, lists: di
 
 
 def score_exvo_decisions(net: Network, model, corpus: Corpus, work, hop_frames: int, *, progress: bool = True):
-    """Table 1: UAR and WAR of the utterance decisions on Val, and the decisions themselves."""
+    """Table 1: UAR and WAR of the utterance decisions on Val (written to decisions_Val.csv)."""
     from exvo_keras.metrics import uar, war
+
+    decisions = network_decisions(net, corpus, work, "Val", model=model, hop_frames=hop_frames, progress=progress)
+    truth = decisions["true"].to_numpy()
+    pred = decisions["predicted"].to_numpy()
+    return {"uar": uar(truth, pred), "war": war(truth, pred), "clips": len(decisions)}
+
+
+def network_decisions(net: Network, corpus: Corpus, work, split: str, *, model=None, hop_frames: int | None = None,
+                      progress: bool = True) -> pd.DataFrame:
+    """An ExVo network's utterance decisions on a split: File_ID, predicted class, true class (-1 if unknown).
+
+    Read from `decisions_<split>.csv` in the network's folder, or computed and written there the first time.
+    """
+    from exvo_keras.runs import atomic_write_text
     from exvo_keras.training.frame_cnn import utterance_decisions
 
-    ids = corpus.file_ids("Val")
+    if net.source != "exvo":
+        raise ValueError(f"{net.label} is not trained on ExVo labels; it makes no ExVo decisions")
+    folder = run_dir(work, net)
+    path = folder / f"decisions_{split}.csv"
+    if path.exists() and model is None:
+        return pd.read_csv(path)
+    if model is None:
+        import keras
+
+        import exvo_keras.models.frame_cnn  # noqa: F401  registers FrameCNN for load_model
+
+        best = folder / "best.keras"
+        if not best.exists():
+            raise FileNotFoundError(f"{best}: train {net.label} first (python -m exvo_keras train-network {net.name})")
+        model = keras.saving.load_model(best)
+    if hop_frames is None:
+        hop_frames = json.loads((folder / "metrics.json").read_text())["hop_frames"]
+    ids = corpus.file_ids(split)
     clips = corpus_clips(corpus, work, net.signal, ids, progress=progress)
     pred = utterance_decisions(model, clips, hop_frames=hop_frames)
-    truth = hard_labels(corpus, "Val", net.task)
-    pd.DataFrame({"File_ID": ids, "predicted": pred, "true": truth}).to_csv(
-        run_dir(work, net) / "decisions_Val.csv", index=False)
-    return {"uar": uar(truth, pred), "war": war(truth, pred), "clips": len(ids)}
+    truth = hard_labels(corpus, split, net.task) if corpus.has_labels(split) else np.full(len(ids), -1)
+    frame = pd.DataFrame({"File_ID": ids, "predicted": pred, "true": truth})
+    atomic_write_text(path, frame.to_csv(index=False))
+    return frame
 
 
 def extract_network(net: Network, corpus: Corpus, work, *, progress: bool = True) -> Path:

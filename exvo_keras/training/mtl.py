@@ -124,7 +124,12 @@ def predict(model, X: np.ndarray, batch_size: int = 256) -> dict[str, np.ndarray
 
 
 def predictions_frame(ids: Sequence[str], pred: dict[str, np.ndarray]) -> pd.DataFrame:
-    """Predictions in the challenge's submission columns, plus the country probabilities."""
+    """Predictions in the challenge's submission columns, plus the country probabilities.
+
+    Values are float64 so that the CSV holds exactly what was scored: a hybrid that reads them back scores
+    its borrowed tasks exactly as their source did (float32 values would not round-trip through the text).
+    """
+    pred = {k: np.asarray(v, np.float64) for k, v in pred.items()}
     frame = pd.DataFrame({"File_ID": list(ids), "Country": pred["country_prob"].argmax(axis=1),
                           "Age": pred["age"]})
     for i, name in enumerate(EMOTIONS):
@@ -150,21 +155,35 @@ def summarise(per_seed: list[dict[str, dict[str, float]]]) -> dict[str, dict[str
     return summary
 
 
+def default_eval_splits(corpus: Corpus) -> list[str]:
+    """Val, and Test when the corpus has Test clips (scored when its labels are known, else only predicted)."""
+    return ["Val"] + (["Test"] if corpus.file_ids("Test") else [])
+
+
 def run_head(run_dir, corpus: Corpus, cfg: HeadTraining, seeds: Sequence[int], *, progress: bool = True,
              verbose: int = 0) -> dict:
     """Trains and scores `cfg` once per seed under `run_dir`; returns the summary over seeds.
 
     Seeds already finished (their metrics.json exists) are reused; a run_dir made with another config is refused.
+    `cfg.eval_splits` is not part of that config: asking a finished run for another split loads each seed's
+    model and predicts it, without training again. A split without labels (ExVo's Test) is predicted, not scored.
     """
     from exvo_keras.progress import progress_bar
 
-    run_dir = claim_run_dir(run_dir, {**cfg.to_json(), "corpus": corpus.fingerprint})
+    from exvo_keras.store import store_identity
+
+    # The stores by identity, not path, so the run is found again from any directory or after a move.
+    config = {**{k: v for k, v in cfg.to_json().items() if k != "eval_splits"},
+              "stores": [store_identity(s) for s in cfg.stores]}
+    run_dir = claim_run_dir(run_dir, {**config, "corpus": corpus.fingerprint})
 
     ids = _split_ids(corpus, cfg)
+    scored = [s for s in cfg.eval_splits if corpus.has_labels(s)]
     needed = {"Train", cfg.early_stopping, *cfg.eval_splits}
     X = {s: read_fused(cfg.stores, ids[s], corpus_fingerprint=corpus.fingerprint) for s in needed}
-    y = {s: corpus.labels_of(ids[s]) for s in needed}
-    for s in needed:
+    labelled = needed - (set(cfg.eval_splits) - set(scored))
+    y = {s: corpus.labels_of(ids[s]) for s in labelled}
+    for s in labelled:
         if np.isnan(y[s]["age"]).any() or np.isnan(y[s]["emotion"]).any():
             raise ValueError(f"{corpus.root}: split {s} has missing labels; it cannot be used for training or scoring")
 
@@ -173,7 +192,10 @@ def run_head(run_dir, corpus: Corpus, cfg: HeadTraining, seeds: Sequence[int], *
     for seed in progress_bar(list(seeds), desc=f"{run_dir.name}", unit="seed", enabled=progress):
         seed_dir = run_dir / f"seed_{seed}"
         metrics_path = seed_dir / "metrics.json"
-        if not metrics_path.exists():
+        model = None
+        if metrics_path.exists():
+            metrics = json.loads(metrics_path.read_text())
+        else:
             seed_dir.mkdir(exist_ok=True)
             if trainer is None:
                 trainer = HeadTrainer(X["Train"], y["Train"], X[cfg.early_stopping], y[cfg.early_stopping], cfg)
@@ -181,16 +203,47 @@ def run_head(run_dir, corpus: Corpus, cfg: HeadTraining, seeds: Sequence[int], *
             model.save(seed_dir / "model.keras")
             atomic_write_text(seed_dir / "history.json", json.dumps(history))
             metrics = {}
-            for split in cfg.eval_splits:
-                frame = predictions_frame(ids[split], predict(model, X[split]))
-                frame.to_csv(seed_dir / f"predictions_{split}.csv", index=False)
+        missing = [s for s in cfg.eval_splits
+                   if not (seed_dir / f"predictions_{s}.csv").exists() or (s in scored and s not in metrics)]
+        for split in missing:
+            if model is None:
+                model = load_head(seed_dir / "model.keras")
+            frame = predictions_frame(ids[split], predict(model, X[split]))
+            atomic_write_text(seed_dir / f"predictions_{split}.csv", frame.to_csv(index=False))
+            if split in scored:
                 metrics[split] = score_predictions(frame, y[split])
-            # Written last: its presence marks the seed as done.
+        if missing or not metrics_path.exists():
+            # Written last: its presence marks the seed as trained.
             atomic_write_text(metrics_path, json.dumps(metrics, indent=2))
-        per_seed.append(json.loads(metrics_path.read_text()))
-    summary = summarise(per_seed)
+        per_seed.append(metrics)
+    summary = summarise(per_seed) if per_seed and per_seed[0] else {}
     atomic_write_text(run_dir / "summary.json", json.dumps(summary, indent=2))
     return summary
+
+
+def load_head(path):
+    import keras
+
+    import exvo_keras.models.mtl  # noqa: F401  registers the head's layers for load_model
+
+    return keras.saving.load_model(path)
+
+
+def seed_metrics(run_dir) -> dict[int, dict]:
+    """{seed: metrics.json} of every finished seed of a run folder."""
+    found = {}
+    for path in Path(run_dir).glob("seed_*/metrics.json"):
+        found[int(path.parent.name.split("_", 1)[1])] = json.loads(path.read_text())
+    return dict(sorted(found.items()))
+
+
+def best_seed(run_dir, split: str = "Val", metric: str = "s_mtl") -> int:
+    """The finished seed with the best `metric` on `split` (lowest for age MAE, highest otherwise)."""
+    scores = {seed: m[split][metric] for seed, m in seed_metrics(run_dir).items() if split in m}
+    if not scores:
+        raise FileNotFoundError(f"{run_dir}: no finished seed scored on {split}; train it first")
+    pick = min if metric == "age_mae" else max
+    return pick(scores, key=scores.get)
 
 
 def reference_scores(corpus: Corpus, split: str = "Val") -> dict[str, float]:

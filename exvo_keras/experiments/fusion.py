@@ -1,0 +1,173 @@
+"""Hybrids: each task's predictions taken from another system, seed by seed.
+
+Early fusion needs nothing here: a `Row` with several feature sets trains one head on their concatenation
+(`exvo_keras.store.read_fused`). A hybrid (`exvo_keras.experiments.tables.Hybrid`) trains nothing: for every
+seed it copies the emotion columns, the age column and the country columns of the systems it names, so each
+of its per-task scores is exactly that system's. This is how the paper's hybrids behave (FACTS.md: their
+per-task numbers equal their sources'). A frame CNN's own utterance decision serves as a country source; it has
+one decision per clip, shared by every seed.
+
+Run folder `WORK/runs/<hybrid key>/`: `sources.json` (the resolved sources, with what "auto" chose and why),
+`seed_<k>/predictions_<Split>.csv` and `metrics.json`, `summary.json`, as a trained system's folder. A hybrid
+is rebuilt from its sources every time it runs (seconds), so it never goes stale when a source is retrained.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from exvo_keras.data.corpus import Corpus
+from exvo_keras.data.labels import COUNTRIES, EMOTIONS
+from exvo_keras.experiments.tables import (AUTO, NETWORK_SOURCE, TABLE1_NETWORKS, TASK_METRIC, Hybrid, Row,
+                                           row_by_key, rows_of, run_dir)
+from exvo_keras.runs import atomic_write_json, atomic_write_text
+from exvo_keras.training.mtl import score_predictions, seed_metrics, summarise
+
+COUNTRY_COLUMNS = ["Country"] + [f"p_{c}" for c in COUNTRIES]
+TASK_COLUMNS = {"emotion": list(EMOTIONS), "age": ["Age"], "country": COUNTRY_COLUMNS}
+
+
+def candidates(work, task: str, split: str = "Val") -> dict[str, float]:
+    """{source: mean score on `split` of `task`} of every Table 2 system that has run (and, for country, the
+    in-domain CR networks' own decisions, scored in Table 1)."""
+    metric, _ = TASK_METRIC[task]
+    found = {}
+    for row in rows_of(2):
+        if isinstance(row, Row):
+            path = run_dir(work, row) / "summary.json"
+            if path.exists():
+                summary = json.loads(path.read_text())
+                if split in summary:
+                    found[row.key] = summary[split][metric]["mean"]
+    if task == "country" and split == "Val":
+        from exvo_keras.experiments.networks import network, run_dir as network_dir
+
+        for name in TABLE1_NETWORKS:
+            if network(name).task != "country":
+                continue
+            path = network_dir(work, network(name)) / "metrics.json"
+            if path.exists():
+                found[NETWORK_SOURCE + name] = json.loads(path.read_text())["Val"]["uar"]
+    return found
+
+
+def choose_sources(work, tasks: Sequence[str], split: str = "Val") -> dict[str, dict]:
+    """For each task, the candidate with the best mean score on `split`: {task: {source, metric, score}}."""
+    chosen = {}
+    for task in tasks:
+        found = candidates(work, task, split)
+        if not found:
+            raise FileNotFoundError(f"no system has run on {split} yet to choose the {task} source from; "
+                                    "train the Table 2 systems first (python -m exvo_keras train --table 2)")
+        metric, lower = TASK_METRIC[task]
+        best = (min if lower else max)(found, key=found.get)
+        chosen[task] = {"source": best, "metric": metric, "score": found[best]}
+    return chosen
+
+
+def resolve_sources(hybrid: Hybrid, work) -> tuple[dict[str, str], dict]:
+    """({task: source}, what "auto" chose with its Val score) for a hybrid."""
+    sources = dict(hybrid.sources)
+    auto = [t for t, s in sources.items() if s == AUTO]
+    chosen = choose_sources(work, auto) if auto else {}
+    sources.update({t: c["source"] for t, c in chosen.items()})
+    return sources, chosen
+
+
+def _network_columns(name: str, corpus: Corpus, work, split: str, ids: list[str]) -> pd.DataFrame:
+    from exvo_keras.experiments.networks import network, network_decisions
+
+    net = network(name)
+    if net.task != "country":
+        raise ValueError(f"{net.label} decides {net.task}; only a country network's decision can be a source")
+    decisions = network_decisions(net, corpus, work, split).set_index("File_ID").loc[ids]
+    country = decisions["predicted"].to_numpy()
+    # A decision, not a distribution: the chosen country gets probability 1.
+    one_hot = np.eye(len(COUNTRIES))[country]
+    return pd.DataFrame({"Country": country, **{f"p_{c}": one_hot[:, i] for i, c in enumerate(COUNTRIES)}},
+                        index=ids)
+
+
+def _source_seeds(source: str, work) -> set[int] | None:
+    """Finished seeds of a system source; None for a network decision (valid for every seed)."""
+    if source.startswith(NETWORK_SOURCE):
+        return None
+    folder = run_dir(work, row_by_key(source))
+    seeds = set(seed_metrics(folder))
+    if not seeds:
+        raise FileNotFoundError(f"{folder}: system {source} has no finished seed; train it first "
+                                f"(python -m exvo_keras train --rows {source})")
+    return seeds
+
+
+def combine(sources: dict[str, str], corpus: Corpus, work, split: str, seed: int) -> pd.DataFrame:
+    """One seed's hybrid predictions on `split`, in the trained systems' prediction columns."""
+    ids = corpus.file_ids(split)
+    frame = pd.DataFrame({"File_ID": ids}).set_index("File_ID", drop=False)
+    for task, source in sources.items():
+        if source.startswith(NETWORK_SOURCE):
+            part = _network_columns(source[len(NETWORK_SOURCE):], corpus, work, split, ids)
+        else:
+            path = run_dir(work, row_by_key(source)) / f"seed_{seed}" / f"predictions_{split}.csv"
+            if not path.exists():
+                raise FileNotFoundError(f"{path}: system {source} has no {split} predictions for seed {seed}; "
+                                        f"rerun python -m exvo_keras train --rows {source}")
+            part = pd.read_csv(path).set_index("File_ID").loc[ids]
+        for column in TASK_COLUMNS[task]:
+            frame[column] = part[column].to_numpy()
+    columns = ["File_ID", "Country", "Age", *EMOTIONS, *COUNTRY_COLUMNS[1:]]
+    return frame[columns].reset_index(drop=True)
+
+
+def run_hybrid(hybrid: Hybrid, corpus: Corpus, work, seeds: Sequence[int], splits: Sequence[str]) -> dict:
+    """Builds and scores a hybrid for every seed its system sources share with `seeds`; returns the summary."""
+    sources, chosen = resolve_sources(hybrid, work)
+    folder = run_dir(work, hybrid)
+    folder.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(folder / "sources.json", sources)
+    if chosen:
+        atomic_write_json(folder / "auto_choice.json", chosen)
+    usable = set(seeds)
+    for source in set(sources.values()):
+        found = _source_seeds(source, work)
+        if found is not None:
+            usable &= found
+    if not usable:
+        raise FileNotFoundError(f"{hybrid.key}: its sources share none of the seeds {list(seeds)}")
+    scored = [s for s in splits if corpus.has_labels(s)]
+    per_seed = []
+    for seed in sorted(usable):
+        seed_dir = folder / f"seed_{seed}"
+        seed_dir.mkdir(exist_ok=True)
+        metrics = {}
+        for split in splits:
+            frame = combine(sources, corpus, work, split, seed)
+            atomic_write_text(seed_dir / f"predictions_{split}.csv", frame.to_csv(index=False))
+            if split in scored:
+                metrics[split] = score_predictions(frame, corpus.labels(split))
+        atomic_write_json(seed_dir / "metrics.json", metrics)
+        per_seed.append(metrics)
+    # seeds from an earlier run that the sources no longer share would be mixed into the summary by readers
+    for stale in set(seed_metrics(folder)) - usable:
+        (folder / f"seed_{stale}" / "metrics.json").unlink()
+    summary = summarise(per_seed) if per_seed[0] else {}
+    atomic_write_json(folder / "summary.json", summary)
+    return summary
+
+
+def write_submission(row, work, out: Path, split: str = "Test") -> Path:
+    """The challenge's submission CSV (File_ID, Country, Age, ten emotions) of a system's best seed on Val."""
+    from exvo_keras.training.mtl import best_seed
+
+    folder = run_dir(work, row)
+    seed = best_seed(folder, "Val")
+    frame = pd.read_csv(folder / f"seed_{seed}" / f"predictions_{split}.csv")
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out, frame[["File_ID", "Country", "Age", *EMOTIONS]].to_csv(index=False))
+    return out

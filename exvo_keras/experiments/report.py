@@ -1,0 +1,147 @@
+"""Reports: `results/table1|2|3.md` and `.csv` beside the paper, submission CSVs, the S_MTL comparison plot.
+
+Used by the `report` command, run_all.sh and the notebooks, so every table is written one way.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from exvo_keras.data.corpus import Corpus
+from exvo_keras.experiments.tables import (TABLE_SPLIT, network_profiles, rows_of, run_dir, table1_frame,
+                                           table1_markdown, table_frame, table_markdown)
+from exvo_keras.runs import atomic_write_text
+
+COMPARISON_PLOT = "s_mtl_comparison.png"
+
+
+def _profile_note(work) -> str:
+    profiles = network_profiles(work)
+    if not profiles:
+        return "No frame CNNs trained yet."
+    return "Frame CNNs trained with profile(s): " + ", ".join(f"{k} {v}" for k, v in profiles.items()) + "."
+
+
+def write_submissions(table: int, work, out: Path) -> dict[str, Path]:
+    """For each row predicted on the table's split without labels: the challenge submission CSV of its best
+    Val seed, `out/submissions/<key>.csv`."""
+    from exvo_keras.experiments.fusion import write_submission
+
+    split = TABLE_SPLIT[table]
+    written = {}
+    for row in rows_of(table):
+        folder = run_dir(work, row)
+        if any(folder.glob(f"seed_*/predictions_{split}.csv")) and any(folder.glob("seed_*/metrics.json")):
+            written[row.key] = write_submission(row, work, Path(out) / "submissions" / f"{row.key}.csv", split)
+    return written
+
+
+def table_report(table: int, corpus: Corpus, work, out) -> tuple[pd.DataFrame, str]:
+    """Writes `out/tableN.md` and `out/tableN.csv` and returns (frame, markdown).
+
+    Table 3 on a corpus whose Test labels are hidden: every predicted system gets a submission CSV instead
+    of scores, and its row says so.
+    """
+    from exvo_keras.training.mtl import reference_scores
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    where = f"corpus `{corpus.root}` (fingerprint {corpus.fingerprint})"
+    if table == 1:
+        frame = table1_frame(work)
+        note = (f"Validation split of {where}; decision per utterance = argmax of the mean window posterior. "
+                f"{_profile_note(work)}")
+        md = table1_markdown(frame, note)
+    else:
+        split = TABLE_SPLIT[table]
+        labelled = corpus.has_labels(split)
+        frame = table_frame(table, work, reference=reference_scores(corpus, split) if labelled else None)
+        note = (f"{'Validation' if split == 'Val' else 'Test'} split of {where}; systems trained on Train with "
+                f"early stopping on Val; ours are mean ± std over seeds of the run folders in "
+                f"`{Path(work) / 'runs'}`; Δ is ours minus the paper's. S_MTL = 3 / (1/CCC + MAE + 1/UAR). "
+                f"{_profile_note(work)}")
+        if not labelled:
+            submissions = write_submissions(table, work, out)
+            note += (f" The {split} labels of this corpus are hidden: each predicted system's challenge submission "
+                     f"(best Val seed) is in `{out / 'submissions'}` ({len(submissions)} files).")
+            frame["submission"] = frame["key"].map(lambda k: str(submissions[k]) if k in submissions else None)
+        md = table_markdown(frame, f"Table {table}", note)
+    atomic_write_text(out / f"table{table}.md", md)
+    atomic_write_text(out / f"table{table}.csv", frame.to_csv(index=False))
+    return frame, md
+
+
+def _save(fig, out) -> Path:
+    import matplotlib.pyplot as plt
+
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.stem + ".tmp.png")
+    fig.savefig(tmp, dpi=120)
+    plt.close(fig)
+    tmp.replace(out)
+    return out
+
+
+def plot_table1(frame: pd.DataFrame, out) -> Path:
+    """Table 1 as bars: our UAR and WAR on Val beside the paper's, per network."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 3.2))
+    x = np.arange(len(frame))
+    for i, (column, label, color) in enumerate((("ours_uar", "UAR ours", "tab:blue"),
+                                                 ("paper_uar", "UAR paper", "tab:gray"),
+                                                 ("ours_war", "WAR ours", "tab:cyan"),
+                                                 ("paper_war", "WAR paper", "silver"))):
+        values = frame[column].astype(float).fillna(0) if column in frame else np.zeros(len(frame))
+        ax.bar(x + (i - 1.5) * 0.2, values, 0.2, label=label, color=color)
+    ax.set_xticks(x, frame["system"], fontsize=8)
+    ax.set_ylabel("Val")
+    ax.set_title("Table 1: utterance decisions of the in-domain networks", fontsize=9)
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    return _save(fig, out)
+
+
+def plot_comparison(frames: dict[int, pd.DataFrame], out) -> Path:
+    """One panel per table: our S_MTL (mean ± std over seeds) beside the paper's, row by row."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = {t: f[f["key"].notna()] for t, f in frames.items()}
+    heights = [max(len(f), 1) for f in panels.values()]
+    fig, axes = plt.subplots(len(panels), 1, figsize=(9, 0.32 * sum(heights) + 1.5 * len(panels)),
+                             gridspec_kw={"height_ratios": heights}, squeeze=False)
+    for ax, (table, frame) in zip(axes[:, 0], panels.items()):
+        y = np.arange(len(frame))
+        labels = [f"{s} {c}" for s, c in zip(frame["system"], frame["config"])]
+        ours = frame.get("ours_s_mtl", pd.Series(np.nan, index=frame.index)).astype(float)
+        ours_std = frame.get("ours_s_mtl_std", pd.Series(np.nan, index=frame.index)).astype(float)
+        paper = frame.get("paper_s_mtl", pd.Series(np.nan, index=frame.index)).astype(float)
+        ax.barh(y - 0.2, ours.fillna(0), 0.4, xerr=ours_std.fillna(0), label="ours", color="tab:blue")
+        ax.barh(y + 0.2, paper.fillna(0), 0.4, label="paper", color="tab:gray")
+        for i, (o, status) in enumerate(zip(ours, frame["status"])):
+            if np.isnan(o):
+                ax.text(0.005, i - 0.2, str(status).split(":")[0], va="center", fontsize=6, color="tab:red")
+        ax.set_yticks(y, labels, fontsize=7)
+        ax.invert_yaxis()
+        ax.set_xlabel("S_MTL")
+        ax.set_title(f"Table {table} ({TABLE_SPLIT[table]})", fontsize=9)
+        ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    return _save(fig, out)
+
+
+def all_reports(corpus: Corpus, work, out) -> dict[int, pd.DataFrame]:
+    """Tables 1, 2 and 3 and the comparison plot into `out`."""
+    frames = {t: table_report(t, corpus, work, out)[0] for t in (1, 2, 3)}
+    plot_comparison({2: frames[2], 3: frames[3]}, Path(out) / COMPARISON_PLOT)
+    return frames

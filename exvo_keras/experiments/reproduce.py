@@ -1,0 +1,80 @@
+"""Training the registered systems of a table: the stage that `train`, run_all.sh and the notebooks share.
+
+Trained systems (`Row`) first, each over N seeds with `run_head` (resumable: finished seeds are kept); then the
+hybrids, which combine those systems' predictions. A system whose inputs are missing is reported, with what to
+supply, and skipped; the others still run.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable, Sequence
+
+from exvo_keras.data.corpus import Corpus
+from exvo_keras.experiments.tables import Hybrid, Row, missing_inputs, rows_of, run_dir, systems
+from exvo_keras.training.mtl import WEIGHT_DECAY, HeadTraining, default_eval_splits, run_head
+
+# The challenge baseline's recipe (FACTS.md); every option of `HeadTraining` can be overridden.
+DEFAULT_TRAINING = dict(epochs=20, batch_size=8, learning_rate=1e-3, patience=5, early_stopping="Val")
+
+
+def head_training(row: Row, work, corpus: Corpus, **options) -> HeadTraining:
+    """The training recipe of a row: the baseline's defaults, the head's weight decay, `options` on top."""
+    settings = {**DEFAULT_TRAINING, "weight_decay": WEIGHT_DECAY.get(row.head, 0.0),
+                "eval_splits": default_eval_splits(corpus), **options}
+    return HeadTraining(stores=[str(p) for p in row.store_paths(Path(work))], head=row.head, **settings)
+
+
+def selected(table: int | None = None, keys: Sequence[str] | None = None) -> list:
+    """The systems of a table (each once), or those named by key; trained systems before hybrids."""
+    if keys:
+        registry = systems()
+        unknown = [k for k in keys if k not in registry]
+        if unknown:
+            raise ValueError(f"unknown system(s) {', '.join(unknown)}; known: {', '.join(registry)}")
+        entries = [registry[k] for k in keys]
+    else:
+        entries = list({r.key: r for r in rows_of(table)}.values())
+        if table == 3:
+            # Table 3's hybrids may draw on any Table 2 system (the auto hybrid does): train those too.
+            entries = list({**{r.key: r for r in rows_of(2) if isinstance(r, Row)},
+                            **{r.key: r for r in entries}}.values())
+    return [e for e in entries if isinstance(e, Row)] + [e for e in entries if isinstance(e, Hybrid)]
+
+
+def train_systems(entries: Sequence, corpus: Corpus, work, seeds: Sequence[int], *, progress: bool = True,
+                  log: Callable[[str], None] = print, **options) -> dict[str, dict | str]:
+    """Trains (or resumes) each system and builds each hybrid; {key: summary over seeds, or why not run}."""
+    from exvo_keras.experiments.fusion import run_hybrid
+
+    results = {}
+    for entry in entries:
+        name = f"{entry.system} {entry.config}"
+        if isinstance(entry, Row):
+            missing = missing_inputs(entry, Path(work))
+            if missing:
+                results[entry.key] = "not run: supply " + "; ".join(missing)
+                log(f"{name}: {results[entry.key]}")
+                continue
+            cfg = head_training(entry, work, corpus, **options)
+            results[entry.key] = run_head(run_dir(work, entry), corpus, cfg, seeds, progress=progress)
+        else:
+            splits = options.get("eval_splits") or default_eval_splits(corpus)
+            try:
+                results[entry.key] = run_hybrid(entry, corpus, work, seeds, splits)
+            except FileNotFoundError as exc:
+                results[entry.key] = f"not run: {exc}"
+                log(f"{name}: {results[entry.key]}")
+                continue
+        if results[entry.key]:
+            log(summary_line(name, results[entry.key]))
+    return results
+
+
+def summary_line(name: str, summary: dict) -> str:
+    parts = []
+    for split, metrics in summary.items():
+        scores = ", ".join(f"{m} {metrics[m]['mean']:.3f}±{metrics[m]['std']:.3f}"
+                           for m in ("emo_ccc", "cou_uar", "age_mae", "s_mtl"))
+        parts.append(f"[{split}, {metrics['s_mtl']['n']} seeds] {scores}")
+    return f"{name} " + "; ".join(parts)
