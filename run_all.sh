@@ -8,7 +8,8 @@
 #          --seeds N (default 5), --profile paper|demo (frame-CNN settings; default demo on the demo corpus,
 #          paper otherwise), --list SOURCE=CSV and --weights NETWORK=FILE (out-of-domain networks, repeatable),
 #          --ssl-dir DIR (wavlm-large/, hubert-large-ll60k/, wav2vec2-base/; default: random-init demo encoders),
-#          --imagenet-weights FILE (VGG16 ImageNet weights for the DeepSpectrum rows; without it they say "not run").
+#          --imagenet-weights FILE (VGG16 ImageNet weights for the DeepSpectrum rows; without it they say "not run"),
+#          --saved-models DIR (where the best system on Val is exported, default saved_models/).
 # Every stage skips what is already complete, so rerunning after an interruption picks up where it stopped.
 # Creates .venv/ on first use unless a virtual environment is active.
 set -euo pipefail
@@ -32,7 +33,8 @@ while [ $# -gt 0 ]; do
     --list|--weights) OOD+=("$1" "$2"); shift 2 ;;
     --ssl-dir) SSL=(--ssl-dir "$2"); shift 2 ;;
     --imagenet-weights) IMAGENET="$2"; shift 2 ;;
-    -h|--help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --saved-models) MODELS="$2"; shift 2 ;;
+    -h|--help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -61,6 +63,9 @@ fi
 exvo train --table 2 --data "$DATA" --work "$WORK" --seeds "$SEEDS"
 exvo train --table 3 --data "$DATA" --work "$WORK" --seeds "$SEEDS"
 exvo report --table all --data "$DATA" --work "$WORK" --out "$RESULTS"
+# The best exportable system on Val as one SavedModel, then the Test split predicted through it.
+exvo export best "$MODELS/best" --work "$WORK" --data "$DATA" --overwrite ${SSL[@]+"${SSL[@]}"}
+exvo predict "$MODELS/best" --data "$DATA" --split Test --out "$RESULTS/predictions_test.csv"
 exvo figure2 --work "$WORK" --out "$RESULTS/figure2.png"
 
 echo "run_all.sh finished in ${SECONDS} s; tables in $RESULTS/" >&2

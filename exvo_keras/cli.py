@@ -215,6 +215,39 @@ def cmd_extract_deepspectrum(args) -> int:
     return 0
 
 
+def cmd_export(args) -> int:
+    from exvo_keras.export import DEFAULT_OUT, best_exportable_system, export_system
+
+    key = best_exportable_system(args.work) if args.system == "best" else args.system
+    out = Path(args.out_dir) if args.out_dir else Path(DEFAULT_OUT) / key
+    path = export_system(key, args.work, out, data=args.data, ssl_dir=args.ssl_dir, overwrite=args.overwrite)
+    print(f"{key}: SavedModel in {path} (metadata: {path / 'exvo_metadata.json'})")
+    return 0
+
+
+def cmd_predict(args) -> int:
+    from exvo_keras.predict import predict_paths, report_failures
+
+    inputs = list(args.inputs)
+    if args.data:
+        from exvo_keras.data.corpus import load_corpus
+
+        corpus = load_corpus(args.data)
+        inputs += [corpus.wav_path(f) for f in corpus.file_ids(args.split)]
+    elif args.split:
+        raise ValueError("--split needs --data (the corpus whose split to predict)")
+    if not inputs:
+        raise ValueError("nothing to predict: give wav files or folders, or --data ROOT --split SPLIT")
+    result = predict_paths(args.model_dir, inputs, args.out, batch_size=args.batch_size, progress=not args.quiet)
+    report_failures(result.failures)
+    if not len(result.frame):
+        print("error: no file could be predicted", file=sys.stderr)
+        return 1
+    print(f"{len(result.frame)} prediction(s) in {args.out}"
+          + (f"; {len(result.failures)} input(s) skipped (listed above)" if result.failures else ""))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from exvo_keras.data import demo
 
@@ -333,6 +366,29 @@ def build_parser() -> argparse.ArgumentParser:
                    help="table number, or all: Tables 1-3 and the S_MTL comparison plot (default all)")
     p.add_argument("--out", default="results", help="output folder (default results/)")
 
+    p = add("export", cmd_export,
+            "Export a trained system as one SavedModel (waveform or wav bytes -> emotions, age, country) that "
+            "loads with TensorFlow alone; writes exvo_metadata.json beside it.")
+    p.add_argument("system", help="registered system key (e.g. raw_exvo_er-sys1, "
+                                  "hybrid-raw_exvo_er-sys1+raw_exvo_cr), or 'best': the best exportable system on Val")
+    p.add_argument("out_dir", nargs="?", help="output folder (default saved_models/<SYSTEM>)")
+    p.add_argument("--work", default=DEFAULT_WORK,
+                   help=f"folder with the stores, networks and runs (default {DEFAULT_WORK}/)")
+    p.add_argument("--data", help="corpus folder: checked against the stores' corpus and used to score the exported "
+                                  "seeds on Val for the metadata")
+    p.add_argument("--ssl-dir", help="checkpoint folder, when SSL features were extracted from checkpoints")
+    p.add_argument("--overwrite", action="store_true", help="replace an export made from other inputs")
+
+    p = add("predict", cmd_predict,
+            "Predict wav files with an exported SavedModel into a CSV in the challenge's submission columns "
+            "(File_ID, Country, Age, ten emotions). Unreadable files are listed and skipped; exit 1 only if "
+            "nothing could be predicted.")
+    p.add_argument("model_dir", help="exported SavedModel folder")
+    p.add_argument("inputs", nargs="*", help="audio files or folders (their .wav/.flac/.ogg files)")
+    p.add_argument("--out", default="predictions.csv", help="CSV to write (default predictions.csv)")
+    p.add_argument("--batch-size", type=int, default=16, help="clips per model call (default 16)")
+    p.add_argument("--data", help="also predict the clips of a corpus split (with --split)")
+    p.add_argument("--split", choices=("Train", "Val", "Test"), help="split of --data to predict")
     return parser
 
 

@@ -83,5 +83,6 @@ def reproduced(tmp_path_factory):
     base = tmp_path_factory.mktemp("reproduced")
     data = write_corpus(base / "corpus", n_per_split=(16, 8, 4), duration=0.3)
     work, results = base / "work", base / "results"
-    args = ["--data", str(data), "--work", str(work), "--results", str(results), "--seeds", "1", "--profile", "demo"]
+    args = ["--data", str(data), "--work", str(work), "--results", str(results), "--seeds", "1", "--profile", "demo",
+            "--saved-models", str(base / "saved_models")]
     return data, work, results, args, run_all(*args)

@@ -1,0 +1,173 @@
+"""Predictions of an exported SavedModel for audio files, in the ExVo challenge's submission columns.
+
+The model is loaded with plain `tf.saved_model.load` (no Keras or exvo_keras code runs in it): any folder
+written by `exvo_keras.export.export_system` works, also one copied to a machine without this package's
+training code. Files are read with `exvo_keras.data.audio.load_audio` (any soundfile format, first channel,
+other rates resampled to 16 kHz with scipy) and fed to the `serve_waveform` signature in batches of similar
+length, so little compute goes to padding.
+
+Bad inputs do not stop the run: a missing, empty, corrupt or too short (< 50 ms) file, or a batch the model
+fails on (then retried clip by clip), is skipped and listed at the end with its reason; every other file is
+predicted.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from exvo_keras.data.audio import AudioError, audio_info, load_audio
+from exvo_keras.data.labels import EMOTIONS, SAMPLE_RATE
+
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
+COLUMNS = ("File_ID", "Country", "Age", *EMOTIONS)
+ENDPOINT = "serve_waveform"
+
+
+@dataclass
+class Prediction:
+    """Rows in the submission columns, and the files that could not be predicted with the reason."""
+
+    frame: pd.DataFrame
+    failures: list[tuple[str, str]] = field(default_factory=list)
+
+
+def file_id(path) -> str:
+    """ExVo's File_ID for a wav: `58712.wav` -> `[58712]` (five digits, the corpus's names), else the stem."""
+    stem = Path(path).stem
+    return f"[{stem}]" if len(stem) == 5 and stem.isdigit() else stem
+
+
+def collect_inputs(inputs: Sequence) -> tuple[list[Path], list[tuple[str, str]]]:
+    """Audio files named directly or found in folders (not recursive, sorted by name); missing paths listed."""
+    files, failures = [], []
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            found = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES)
+            if not found:
+                failures.append((str(path), f"folder holds no audio files ({', '.join(AUDIO_SUFFIXES)})"))
+            files.extend(found)
+        elif path.exists():
+            files.append(path)
+        else:
+            failures.append((str(path), "file not found"))
+    return files, failures
+
+
+def load_model(model_dir):
+    """`tf.saved_model.load` of an exported model, with errors that say what the folder lacks."""
+    import tensorflow as tf
+
+    model_dir = Path(model_dir)
+    if not (model_dir / "saved_model.pb").is_file():
+        raise FileNotFoundError(f"{model_dir}: no SavedModel here (saved_model.pb missing); export one with "
+                                "python -m exvo_keras export SYSTEM")
+    model = tf.saved_model.load(str(model_dir))
+    if not hasattr(model, ENDPOINT):
+        raise ValueError(f"{model_dir}: not an exvo_keras export (no {ENDPOINT} function)")
+    return model
+
+
+def _batches(lengths: dict[int, int], batch_size: int) -> list[list[int]]:
+    order = sorted(lengths, key=lambda i: -lengths[i])
+    return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+
+
+def predict_files(model, files: Sequence, *, batch_size: int = 16, progress: bool = True) -> Prediction:
+    """Predicts every readable file; returns the rows in input order and the failures.
+
+    Args:
+        model: a loaded export (`load_model`) or its folder.
+        files: audio file paths.
+        batch_size: clips per model call.
+        progress: show a progress bar.
+    """
+    import tensorflow as tf
+
+    from exvo_keras.progress import progress_bar
+
+    if batch_size < 1:
+        raise ValueError(f"--batch-size must be at least 1, got {batch_size}")
+    if isinstance(model, (str, Path)):
+        model = load_model(model)
+    serve = getattr(model, ENDPOINT)
+    files = [Path(f) for f in files]
+    failures: dict[int, str] = {}
+    lengths = {}
+    for i, path in enumerate(files):
+        try:
+            info = audio_info(path)
+            lengths[i] = int(info.frames * SAMPLE_RATE / info.sample_rate)
+        except AudioError as exc:
+            failures[i] = exc.problem
+    outputs: dict[int, dict] = {}
+
+    def run(indices, clips):
+        waveform = np.zeros((len(clips), max(c.size for c in clips)), np.float32)
+        for row, clip in enumerate(clips):
+            waveform[row, :clip.size] = clip
+        out = serve(tf.constant(waveform), tf.constant([c.size for c in clips], tf.int32))
+        out = {k: v.numpy() for k, v in out.items() if k in ("emotion", "age", "country_index")}
+        for row, i in enumerate(indices):
+            values = {k: v[row] for k, v in out.items()}
+            if all(np.all(np.isfinite(v)) for k, v in values.items() if k != "country_index"):
+                outputs[i] = values
+            else:
+                failures[i] = "the model gave NaN or infinite outputs (clip too short for the encoder?)"
+
+    with progress_bar(total=len(lengths), desc="predict", unit="clip", enabled=progress) as bar:
+        for batch in _batches(lengths, batch_size):
+            indices, clips = [], []
+            for i in batch:
+                try:
+                    clips.append(load_audio(files[i]))
+                    indices.append(i)
+                except AudioError as exc:
+                    failures[i] = exc.problem
+            if clips:
+                try:
+                    run(indices, clips)
+                except tf.errors.OpError:
+                    for i, clip in zip(indices, clips):  # find the clip the batch failed on; keep the others
+                        try:
+                            run([i], [clip])
+                        except tf.errors.OpError as exc:
+                            failures[i] = f"the model failed on it ({exc.message.splitlines()[0]})"
+            bar.update(len(batch))
+
+    rows = []
+    for i, path in enumerate(files):
+        if i in outputs:
+            o = outputs[i]
+            rows.append({"File_ID": file_id(path), "Country": int(o["country_index"]), "Age": float(o["age"]),
+                         **{name: float(o["emotion"][k]) for k, name in enumerate(EMOTIONS)}})
+    frame = pd.DataFrame(rows, columns=list(COLUMNS))
+    return Prediction(frame, [(str(files[i]), failures[i]) for i in sorted(failures)])
+
+
+def predict_paths(model_dir, inputs: Sequence, out_csv, *, batch_size: int = 16, progress: bool = True
+                  ) -> Prediction:
+    """Files and folders -> `out_csv` (written when at least one file was predicted). See the module doc."""
+    model = load_model(model_dir)
+    files, missing = collect_inputs(inputs)
+    result = predict_files(model, files, batch_size=batch_size, progress=progress)
+    result.failures = missing + result.failures
+    if len(result.frame):
+        out_csv = Path(out_csv)
+        out_csv.parent.mkdir(parents=True, exist_ok=True)
+        result.frame.to_csv(out_csv, index=False)
+    return result
+
+
+def report_failures(failures, stream=None) -> None:
+    stream = stream or sys.stderr
+    if failures:
+        print(f"{len(failures)} input(s) could not be predicted:", file=stream)
+        for path, reason in failures:
+            print(f"  - {path}: {reason}", file=stream)
