@@ -22,7 +22,8 @@ SEEDS=5
 PROFILE=""
 OOD=()
 SSL=()
-IMAGENET=
+IMAGENET=""
+MODELS=saved_models
 while [ $# -gt 0 ]; do
   case "$1" in
     --data) DATA="$2"; shift 2 ;;
