@@ -80,8 +80,12 @@ def cmd_train(args) -> int:
 
     corpus = load_corpus(args.data)
     seeds = list(range(args.seed0, args.seed0 + args.seeds))
-    train_systems(selected(args.table, args.rows), corpus, args.work, seeds, progress=not args.quiet,
-                  **_training_options(args))
+    results = train_systems(selected(args.table, args.rows), corpus, args.work, seeds, progress=not args.quiet,
+                            **_training_options(args))
+    failed = [k for k, v in results.items() if isinstance(v, str) and v.startswith("failed")]
+    if failed:
+        print(f"error: {len(failed)} system(s) failed (see above): {', '.join(failed)}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -229,13 +233,13 @@ def cmd_predict(args) -> int:
     from exvo_keras.predict import predict_paths, report_failures
 
     inputs = list(args.inputs)
+    if bool(args.data) != bool(args.split):
+        raise ValueError("--data and --split go together: the corpus, and which of its splits to predict")
     if args.data:
         from exvo_keras.data.corpus import load_corpus
 
         corpus = load_corpus(args.data)
         inputs += [corpus.wav_path(f) for f in corpus.file_ids(args.split)]
-    elif args.split:
-        raise ValueError("--split needs --data (the corpus whose split to predict)")
     if not inputs:
         raise ValueError("nothing to predict: give wav files or folders, or --data ROOT --split SPLIT")
     result = predict_paths(args.model_dir, inputs, args.out, batch_size=args.batch_size, progress=not args.quiet)
@@ -243,6 +247,8 @@ def cmd_predict(args) -> int:
     if not len(result.frame):
         print("error: no file could be predicted", file=sys.stderr)
         return 1
+    if result.reused:
+        print(f"{args.out}: complete, skipped (same model, same inputs)")
     print(f"{len(result.frame)} prediction(s) in {args.out}"
           + (f"; {len(result.failures)} input(s) skipped (listed above)" if result.failures else ""))
     return 0
@@ -397,7 +403,7 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, FileExistsError, FileNotFoundError) as exc:
+    except (ValueError, KeyError, FileExistsError, FileNotFoundError) as exc:
         # Our errors name the file and the problem; a traceback would bury that.
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -35,6 +35,7 @@ class Prediction:
 
     frame: pd.DataFrame
     failures: list[tuple[str, str]] = field(default_factory=list)
+    reused: bool = False  # True when an up-to-date predictions file was reused
 
 
 def file_id(path) -> str:
@@ -151,17 +152,52 @@ def predict_files(model, files: Sequence, *, batch_size: int = 16, progress: boo
     return Prediction(frame, [(str(files[i]), failures[i]) for i in sorted(failures)])
 
 
-def predict_paths(model_dir, inputs: Sequence, out_csv, *, batch_size: int = 16, progress: bool = True
-                  ) -> Prediction:
-    """Files and folders -> `out_csv` (written when at least one file was predicted). See the module doc."""
-    model = load_model(model_dir)
+def _stamp(model_dir, files: Sequence[Path], missing) -> dict:
+    """What a predictions file was made from: the model's graph and weights index, and every input's size and
+    modification time."""
+    import hashlib
+
+    model_digest = hashlib.sha1()
+    for part in ("saved_model.pb", "variables/variables.index"):
+        path = Path(model_dir) / part
+        if path.exists():
+            model_digest.update(path.read_bytes())
+    inputs = hashlib.sha1()
+    for f in files:
+        stat = f.stat()
+        inputs.update(f"{f}:{stat.st_size}:{stat.st_mtime_ns}\n".encode())
+    inputs.update(repr(missing).encode())
+    return {"model": model_digest.hexdigest()[:16], "inputs": inputs.hexdigest()[:16]}
+
+
+def predict_paths(model_dir, inputs: Sequence, out_csv, *, batch_size: int = 16, progress: bool = True,
+                  resume: bool = True) -> Prediction:
+    """Files and folders -> `out_csv` (written atomically, when at least one file was predicted). See the module doc.
+
+    `out_csv.done.json` records the model and the inputs (sizes, modification times) the file was made from;
+    with `resume`, the same model on the same inputs reuses the file instead of predicting again.
+    """
+    import json
+
+    from exvo_keras.runs import atomic_write_json, atomic_write_text
+
+    out_csv = Path(out_csv)
+    stamp_path = out_csv.with_name(out_csv.name + ".done.json")
     files, missing = collect_inputs(inputs)
+    stamp = _stamp(model_dir, files, missing)
+    if resume and out_csv.exists() and stamp_path.exists():
+        done = json.loads(stamp_path.read_text())
+        if {k: done.get(k) for k in stamp} == stamp:
+            frame = pd.read_csv(out_csv, dtype={"File_ID": str})
+            return Prediction(frame, [tuple(f) for f in done["failures"]], reused=True)
+    model = load_model(model_dir)
     result = predict_files(model, files, batch_size=batch_size, progress=progress)
     result.failures = missing + result.failures
+    stamp_path.unlink(missing_ok=True)
     if len(result.frame):
-        out_csv = Path(out_csv)
         out_csv.parent.mkdir(parents=True, exist_ok=True)
-        result.frame.to_csv(out_csv, index=False)
+        atomic_write_text(out_csv, result.frame.to_csv(index=False))
+        atomic_write_json(stamp_path, {**stamp, "failures": result.failures})
     return result
 
 

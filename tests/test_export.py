@@ -337,6 +337,16 @@ def test_predict_a_corpus_split_and_fail_when_nothing_is_readable(trained, expor
     model = str(exported[HYBRID])
     assert main(["predict", model, "--data", str(corpus.root), "--split", "Test", "--out", str(out), "-q"]) == 0
     assert list(pd.read_csv(out, dtype={"File_ID": str})["File_ID"]) == corpus.file_ids("Test")
+    capsys.readouterr()
+    # same model, unchanged inputs: the file is reused; a changed input predicts again
+    stamp = out.stat().st_mtime_ns
+    assert main(["predict", model, "--data", str(corpus.root), "--split", "Test", "--out", str(out), "-q"]) == 0
+    assert "complete, skipped" in capsys.readouterr().out and out.stat().st_mtime_ns == stamp
+    wav = corpus.wav_path(corpus.file_ids("Test")[0])
+    wav.write_bytes(wav.read_bytes())  # same content, new modification time
+    assert main(["predict", model, "--data", str(corpus.root), "--split", "Test", "--out", str(out), "-q"]) == 0
+    assert "complete, skipped" not in capsys.readouterr().out and out.stat().st_mtime_ns != stamp
+    assert main(["predict", model, "--data", str(corpus.root), "--out", str(out), "-q"]) == 2  # --split missing
     bad = tmp_path / "bad"
     bad.mkdir()
     (bad / "00001.wav").write_bytes(b"not a wav")

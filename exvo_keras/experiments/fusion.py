@@ -7,7 +7,8 @@ of its per-task scores is exactly that system's. This is how the paper's hybrids
 per-task numbers equal their sources'). A frame CNN's own utterance decision serves as a country source; it has
 one decision per clip, shared by every seed.
 
-Run folder `WORK/runs/<hybrid key>/`: `sources.json` (the resolved sources, with what "auto" chose and why),
+Run folder `WORK/runs/<hybrid key>/`: `sources.json` (the resolved sources), `auto_choice.json` (what "auto"
+chose, with the Val score that decided),
 `seed_<k>/predictions_<Split>.csv` and `metrics.json`, `summary.json`, as a trained system's folder. A hybrid
 is rebuilt from its sources every time it runs (seconds), so it never goes stale when a source is retrained.
 """
@@ -117,7 +118,7 @@ def combine(sources: dict[str, str], corpus: Corpus, work, split: str, seed: int
             if not path.exists():
                 raise FileNotFoundError(f"{path}: system {source} has no {split} predictions for seed {seed}; "
                                         f"rerun python -m exvo_keras train --rows {source}")
-            part = pd.read_csv(path).set_index("File_ID").loc[ids]
+            part = pd.read_csv(path, dtype={"File_ID": str}).set_index("File_ID").loc[ids]
         for column in TASK_COLUMNS[task]:
             frame[column] = part[column].to_numpy()
     columns = ["File_ID", "Country", "Age", *EMOTIONS, *COUNTRY_COLUMNS[1:]]
@@ -125,13 +126,12 @@ def combine(sources: dict[str, str], corpus: Corpus, work, split: str, seed: int
 
 
 def run_hybrid(hybrid: Hybrid, corpus: Corpus, work, seeds: Sequence[int], splits: Sequence[str]) -> dict:
-    """Builds and scores a hybrid for every seed its system sources share with `seeds`; returns the summary."""
+    """Builds and scores a hybrid for every seed its system sources share with `seeds`; returns the summary.
+
+    Everything is combined and scored before anything is written, and `sources.json` is written with the
+    summary, so a failure (a source without the split's predictions) leaves the previous state intact.
+    """
     sources, chosen = resolve_sources(hybrid, work)
-    folder = run_dir(work, hybrid)
-    folder.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(folder / "sources.json", sources)
-    if chosen:
-        atomic_write_json(folder / "auto_choice.json", chosen)
     usable = set(seeds)
     for source in set(sources.values()):
         found = _source_seeds(source, work)
@@ -140,21 +140,27 @@ def run_hybrid(hybrid: Hybrid, corpus: Corpus, work, seeds: Sequence[int], split
     if not usable:
         raise FileNotFoundError(f"{hybrid.key}: its sources share none of the seeds {list(seeds)}")
     scored = [s for s in splits if corpus.has_labels(s)]
-    per_seed = []
+    built = {}
     for seed in sorted(usable):
+        frames = {split: combine(sources, corpus, work, split, seed) for split in splits}
+        built[seed] = (frames, {s: score_predictions(frames[s], corpus.labels(s)) for s in scored})
+
+    folder = run_dir(work, hybrid)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "summary.json").unlink(missing_ok=True)
+    for seed, (frames, metrics) in built.items():
         seed_dir = folder / f"seed_{seed}"
         seed_dir.mkdir(exist_ok=True)
-        metrics = {}
-        for split in splits:
-            frame = combine(sources, corpus, work, split, seed)
+        for split, frame in frames.items():
             atomic_write_text(seed_dir / f"predictions_{split}.csv", frame.to_csv(index=False))
-            if split in scored:
-                metrics[split] = score_predictions(frame, corpus.labels(split))
         atomic_write_json(seed_dir / "metrics.json", metrics)
-        per_seed.append(metrics)
     # seeds from an earlier run that the sources no longer share would be mixed into the summary by readers
     for stale in set(seed_metrics(folder)) - usable:
         (folder / f"seed_{stale}" / "metrics.json").unlink()
+    if chosen:
+        atomic_write_json(folder / "auto_choice.json", chosen)
+    atomic_write_json(folder / "sources.json", sources)
+    per_seed = [metrics for _, metrics in built.values()]
     summary = summarise(per_seed) if per_seed[0] else {}
     atomic_write_json(folder / "summary.json", summary)
     return summary
@@ -166,7 +172,7 @@ def write_submission(row, work, out: Path, split: str = "Test") -> Path:
 
     folder = run_dir(work, row)
     seed = best_seed(folder, "Val")
-    frame = pd.read_csv(folder / f"seed_{seed}" / f"predictions_{split}.csv")
+    frame = pd.read_csv(folder / f"seed_{seed}" / f"predictions_{split}.csv", dtype={"File_ID": str})
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out, frame[["File_ID", "Country", "Age", *EMOTIONS]].to_csv(index=False))

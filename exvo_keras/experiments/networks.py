@@ -206,7 +206,8 @@ def network_decisions(net: Network, corpus: Corpus, work, split: str, *, model=N
                       progress: bool = True) -> pd.DataFrame:
     """An ExVo network's utterance decisions on a split: File_ID, predicted class, true class (-1 if unknown).
 
-    Read from `decisions_<split>.csv` in the network's folder, or computed and written there the first time.
+    Read from `decisions_<split>.csv` in the network's folder when it was made from this corpus (its `corpus`
+    column holds the fingerprint), else computed and written there.
     """
     from exvo_keras.runs import atomic_write_text
     from exvo_keras.training.frame_cnn import utterance_decisions
@@ -216,7 +217,9 @@ def network_decisions(net: Network, corpus: Corpus, work, split: str, *, model=N
     folder = run_dir(work, net)
     path = folder / f"decisions_{split}.csv"
     if path.exists() and model is None:
-        return pd.read_csv(path)
+        cached = pd.read_csv(path, dtype={"File_ID": str, "corpus": str})
+        if "corpus" in cached.columns and (cached["corpus"] == corpus.fingerprint).all():
+            return cached
     if model is None:
         import keras
 
@@ -232,7 +235,7 @@ def network_decisions(net: Network, corpus: Corpus, work, split: str, *, model=N
     clips = corpus_clips(corpus, work, net.signal, ids, progress=progress)
     pred = utterance_decisions(model, clips, hop_frames=hop_frames)
     truth = hard_labels(corpus, split, net.task) if corpus.has_labels(split) else np.full(len(ids), -1)
-    frame = pd.DataFrame({"File_ID": ids, "predicted": pred, "true": truth})
+    frame = pd.DataFrame({"File_ID": ids, "predicted": pred, "true": truth, "corpus": corpus.fingerprint})
     atomic_write_text(path, frame.to_csv(index=False))
     return frame
 

@@ -63,11 +63,16 @@ def table_report(table: int, corpus: Corpus, work, out) -> tuple[pd.DataFrame, s
                 f"early stopping on Val; ours are mean ± std over seeds of the run folders in "
                 f"`{Path(work) / 'runs'}`; Δ is ours minus the paper's. S_MTL = 3 / (1/CCC + MAE + 1/UAR). "
                 f"{_profile_note(work)}")
-        if not labelled:
+        if not corpus.file_ids(split):
+            note += f" This corpus has no {split} clips, so no system can be scored on it."
+        elif not labelled:
             submissions = write_submissions(table, work, out)
             note += (f" The {split} labels of this corpus are hidden: each predicted system's challenge submission "
                      f"(best Val seed) is in `{out / 'submissions'}` ({len(submissions)} files).")
             frame["submission"] = frame["key"].map(lambda k: str(submissions[k]) if k in submissions else None)
+        if any(r.key == "hybrid-auto" for r in rows_of(table)):
+            note += (" The auto hybrid picks each task's system on Val, so its Val score is optimistic; its Test score "
+                     "(Table 3) is the fair one.")
         md = table_markdown(frame, f"Table {table}", note)
     atomic_write_text(out / f"table{table}.md", md)
     atomic_write_text(out / f"table{table}.csv", frame.to_csv(index=False))

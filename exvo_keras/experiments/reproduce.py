@@ -44,7 +44,11 @@ def selected(table: int | None = None, keys: Sequence[str] | None = None) -> lis
 
 def train_systems(entries: Sequence, corpus: Corpus, work, seeds: Sequence[int], *, progress: bool = True,
                   log: Callable[[str], None] = print, **options) -> dict[str, dict | str]:
-    """Trains (or resumes) each system and builds each hybrid; {key: summary over seeds, or why not run}."""
+    """Trains (or resumes) each system and builds each hybrid.
+
+    Returns {key: summary over seeds, or a line starting "not run:" (inputs missing) or "failed:" (an error
+    such as a run folder made with other settings; the other systems still run)}.
+    """
     from exvo_keras.experiments.fusion import run_hybrid
 
     results = {}
@@ -57,7 +61,12 @@ def train_systems(entries: Sequence, corpus: Corpus, work, seeds: Sequence[int],
                 log(f"{name}: {results[entry.key]}")
                 continue
             cfg = head_training(entry, work, corpus, **options)
-            results[entry.key] = run_head(run_dir(work, entry), corpus, cfg, seeds, progress=progress)
+            try:
+                results[entry.key] = run_head(run_dir(work, entry), corpus, cfg, seeds, progress=progress)
+            except ValueError as exc:  # e.g. a run folder made with other settings: the other systems still run
+                results[entry.key] = f"failed: {exc}"
+                log(f"{name}: {results[entry.key]}")
+                continue
         else:
             splits = options.get("eval_splits") or default_eval_splits(corpus)
             try:

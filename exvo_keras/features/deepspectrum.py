@@ -78,7 +78,8 @@ def extract_deepspectrum(corpus: Corpus, weights, out_path, *, batch_size: int =
     import keras
 
     weights = Path(weights)
-    model = vgg16_fc7(weights)
+    if not weights.is_file():
+        vgg16_fc7(weights)  # raises, naming the file and what to supply
     digest = hashlib.sha1()
     with open(weights, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -87,10 +88,14 @@ def extract_deepspectrum(corpus: Corpus, weights, out_path, *, batch_size: int =
                 "mel_bands": MEL_BANDS, "frame_s": FRAME_SECONDS, "hop_s": HOP_SECONDS, "colormap": "viridis",
                 "dynamic_range_db": DYNAMIC_RANGE_DB, "image": IMAGE_SIZE}
 
+    model = []  # built on the first batch: a complete store is checked without loading 138 M weights
+
     def embed(ids):
+        if not model:
+            model.append(vgg16_fc7(weights))
         images = np.stack([spectrogram_image(load_audio(corpus.wav_path(f))) for f in ids])
         images = keras.applications.vgg16.preprocess_input(images)
-        return np.asarray(model.predict(images, batch_size=batch_size, verbose=0), np.float32)
+        return np.asarray(model[0].predict(images, batch_size=batch_size, verbose=0), np.float32)
 
     return build_store(out_path, corpus.file_ids(), embed, extractor=EXTRACTOR, settings=settings,
                        corpus_fingerprint=corpus.fingerprint, corpus_root=str(corpus.root), batch_size=batch_size,

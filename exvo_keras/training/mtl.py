@@ -203,8 +203,11 @@ def run_head(run_dir, corpus: Corpus, cfg: HeadTraining, seeds: Sequence[int], *
             model.save(seed_dir / "model.keras")
             atomic_write_text(seed_dir / "history.json", json.dumps(history))
             metrics = {}
-        missing = [s for s in cfg.eval_splits
-                   if not (seed_dir / f"predictions_{s}.csv").exists() or (s in scored and s not in metrics)]
+        # A seed trained just now predicts every split afresh: files left by an earlier, interrupted training of
+        # this seed came from another model.
+        missing = list(cfg.eval_splits) if model is not None else [
+            s for s in cfg.eval_splits
+            if not (seed_dir / f"predictions_{s}.csv").exists() or (s in scored and s not in metrics)]
         for split in missing:
             if model is None:
                 model = load_head(seed_dir / "model.keras")
@@ -215,7 +218,8 @@ def run_head(run_dir, corpus: Corpus, cfg: HeadTraining, seeds: Sequence[int], *
         if missing or not metrics_path.exists():
             # Written last: its presence marks the seed as trained.
             atomic_write_text(metrics_path, json.dumps(metrics, indent=2))
-        per_seed.append(metrics)
+        # only the splits asked for now: seeds trained earlier may hold others
+        per_seed.append({split: metrics[split] for split in scored})
     summary = summarise(per_seed) if per_seed and per_seed[0] else {}
     atomic_write_text(run_dir / "summary.json", json.dumps(summary, indent=2))
     return summary

@@ -76,7 +76,8 @@ def trained(tmp_path_factory):
     for split in ("Val", "Test"):
         truth = corpus.labels(split)["country"]
         pred = np.where(np.arange(len(truth)) % 2 == 0, truth, (truth + 1) % 4)
-        pd.DataFrame({"File_ID": corpus.file_ids(split), "predicted": pred, "true": truth}).to_csv(
+        pd.DataFrame({"File_ID": corpus.file_ids(split), "predicted": pred, "true": truth,
+                      "corpus": corpus.fingerprint}).to_csv(
             folder / f"decisions_{split}.csv", index=False)
         if split == "Val":
             (folder / "metrics.json").write_text(json.dumps({"Val": {"uar": uar(truth, pred)}}))
@@ -192,6 +193,30 @@ def test_hidden_test_labels_give_submission_files_instead_of_scores(tmp_path):
     assert header == ["File_ID", "Country", "Age", *EMOTIONS]
     assert [r["File_ID"] for r in rows] == corpus.file_ids("Test")
     assert {int(r["Country"]) for r in rows} <= {0, 1, 2, 3}
+
+    # a seed trained again (its metrics.json gone) predicts Test afresh instead of keeping an older file
+    seed_dir = run_dir(work, row_by_key("raw_exvo_er-sys2")) / "seed_0"
+    original = (seed_dir / "predictions_Test.csv").read_text()
+    (seed_dir / "predictions_Test.csv").write_text("stale")
+    (seed_dir / "metrics.json").unlink()
+    train_systems(selected(keys=["raw_exvo_er-sys2"]), corpus, work, [0], progress=False, log=lambda s: None,
+                  **FAST)
+    assert (seed_dir / "predictions_Test.csv").read_text() == original
+
+
+def test_one_failing_system_does_not_stop_the_others(trained, capsys):
+    from exvo_keras.cli import main
+
+    corpus, work = trained
+    folder = run_dir(work, row_by_key("compare-sys2"))
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "config.json").write_text(json.dumps({"made": "elsewhere"}))
+    results = train_systems(selected(keys=["compare-sys2", "compare-sys1"]), corpus, work, SEEDS, progress=False,
+                            log=lambda s: None, **FAST)
+    assert results["compare-sys2"].startswith("failed:") and "another configuration" in results["compare-sys2"]
+    assert isinstance(results["compare-sys1"], dict)
+    args = ["train", "--data", str(corpus.root), "--work", str(work), "--rows", "compare-sys2", "--seeds", "1", "-q"]
+    assert main(args) == 1 and "compare-sys2" in capsys.readouterr().err
 
 
 def test_every_paper_row_has_a_registered_row():
