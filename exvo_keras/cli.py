@@ -65,13 +65,11 @@ def cmd_extract_compare(args) -> int:
 
 
 def _training_options(args) -> dict:
-    from exvo_keras.experiments.reproduce import DEFAULT_TRAINING
-
     options = dict(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr, patience=args.patience,
                    early_stopping=args.early_stopping)
     if args.eval_splits:
         options["eval_splits"] = args.eval_splits
-    return {**DEFAULT_TRAINING, **options}
+    return options
 
 
 def cmd_train(args) -> int:
@@ -91,13 +89,11 @@ def cmd_train(args) -> int:
 
 def cmd_train_mtl(args) -> int:
     from exvo_keras.data.corpus import load_corpus
-    from exvo_keras.experiments.reproduce import summary_line
-    from exvo_keras.training.mtl import WEIGHT_DECAY, HeadTraining, default_eval_splits, run_head
+    from exvo_keras.experiments.reproduce import head_training, summary_line
+    from exvo_keras.training.mtl import run_head
 
     corpus = load_corpus(args.data)
-    options = {"eval_splits": default_eval_splits(corpus), **_training_options(args)}
-    cfg = HeadTraining(stores=list(args.features), head=args.head, weight_decay=WEIGHT_DECAY.get(args.head, 0.0),
-                       **options)
+    cfg = head_training(args.features, args.head, corpus, **_training_options(args))
     summary = run_head(args.out, corpus, cfg, list(range(args.seed0, args.seed0 + args.seeds)),
                        progress=not args.quiet)
     print(summary_line(str(args.out), summary))

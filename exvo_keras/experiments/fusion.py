@@ -25,7 +25,7 @@ import pandas as pd
 from exvo_keras.data.corpus import Corpus
 from exvo_keras.data.labels import COUNTRIES, EMOTIONS
 from exvo_keras.experiments.tables import (AUTO, NETWORK_SOURCE, TABLE1_NETWORKS, TASK_METRIC, Hybrid, Row,
-                                           row_by_key, rows_of, run_dir)
+                                           mean_scores, row_by_key, rows_of, run_dir)
 from exvo_keras.runs import atomic_write_json, atomic_write_text
 from exvo_keras.training.mtl import score_predictions, seed_metrics, summarise
 
@@ -37,14 +37,7 @@ def candidates(work, task: str, split: str = "Val") -> dict[str, float]:
     """{source: mean score on `split` of `task`} of every Table 2 system that has run (and, for country, the
     in-domain CR networks' own decisions, scored in Table 1)."""
     metric, _ = TASK_METRIC[task]
-    found = {}
-    for row in rows_of(2):
-        if isinstance(row, Row):
-            path = run_dir(work, row) / "summary.json"
-            if path.exists():
-                summary = json.loads(path.read_text())
-                if split in summary:
-                    found[row.key] = summary[split][metric]["mean"]
+    found = mean_scores(work, [r for r in rows_of(2) if isinstance(r, Row)], split, metric)
     if task == "country" and split == "Val":
         from exvo_keras.experiments.networks import network, run_dir as network_dir
 

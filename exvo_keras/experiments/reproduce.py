@@ -18,11 +18,12 @@ from exvo_keras.training.mtl import WEIGHT_DECAY, HeadTraining, default_eval_spl
 DEFAULT_TRAINING = dict(epochs=20, batch_size=8, learning_rate=1e-3, patience=5, early_stopping="Val")
 
 
-def head_training(row: Row, work, corpus: Corpus, **options) -> HeadTraining:
-    """The training recipe of a row: the baseline's defaults, the head's weight decay, `options` on top."""
-    settings = {**DEFAULT_TRAINING, "weight_decay": WEIGHT_DECAY.get(row.head, 0.0),
+def head_training(stores: Sequence, head: str, corpus: Corpus, **options) -> HeadTraining:
+    """The training recipe of a head on stores: the baseline's defaults, the head's weight decay, the corpus's
+    evaluation splits, `options` on top."""
+    settings = {**DEFAULT_TRAINING, "weight_decay": WEIGHT_DECAY.get(head, 0.0),
                 "eval_splits": default_eval_splits(corpus), **options}
-    return HeadTraining(stores=[str(p) for p in row.store_paths(Path(work))], head=row.head, **settings)
+    return HeadTraining(stores=[str(p) for p in stores], head=head, **settings)
 
 
 def selected(table: int | None = None, keys: Sequence[str] | None = None) -> list:
@@ -60,7 +61,7 @@ def train_systems(entries: Sequence, corpus: Corpus, work, seeds: Sequence[int],
                 results[entry.key] = "not run: supply " + "; ".join(missing)
                 log(f"{name}: {results[entry.key]}")
                 continue
-            cfg = head_training(entry, work, corpus, **options)
+            cfg = head_training(entry.store_paths(Path(work)), entry.head, corpus, **options)
             try:
                 results[entry.key] = run_head(run_dir(work, entry), corpus, cfg, seeds, progress=progress)
             except ValueError as exc:  # e.g. a run folder made with other settings: the other systems still run

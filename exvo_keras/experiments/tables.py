@@ -211,6 +211,18 @@ def run_dir(work, row) -> Path:
     return Path(work) / "runs" / row.key
 
 
+def mean_scores(work, entries, split: str, metric: str) -> dict[str, float]:
+    """{key: mean over seeds of `metric` on `split`} for the entries whose run folder has been scored on `split`."""
+    found = {}
+    for entry in entries:
+        path = run_dir(work, entry) / "summary.json"
+        if path.exists():
+            summary = json.loads(path.read_text())
+            if split in summary:
+                found[entry.key] = summary[split][metric]["mean"]
+    return found
+
+
 def system_sources(key: str, work) -> dict[str, str]:
     """{task: source} of a registered system: its own key for every task, or a hybrid's (resolved) sources.
 

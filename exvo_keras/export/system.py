@@ -77,20 +77,17 @@ def best_exportable_system(work, split: str = "Val") -> str:
 
     Raises FileNotFoundError when no exportable system has been trained.
     """
-    from exvo_keras.experiments.tables import run_dir, systems
+    from exvo_keras.experiments.tables import mean_scores, systems
 
-    best, best_score = None, -np.inf
-    for key, row in systems().items():
-        summary = run_dir(work, row) / "summary.json"
-        if not summary.exists():
-            continue
+    scores = mean_scores(work, systems().values(), split, "s_mtl")
+    best = None
+    for key in sorted(scores, key=scores.get, reverse=True):
         try:
             check_exportable(key, work)
         except (ExportError, FileNotFoundError):
             continue
-        score = json.loads(summary.read_text()).get(split, {}).get("s_mtl", {}).get("mean")
-        if score is not None and score > best_score:
-            best, best_score = key, score
+        best = key
+        break
     if best is None:
         raise FileNotFoundError(f"{Path(work) / 'runs'}: no exportable system has been scored on {split}; train "
                                 "one first (python -m exvo_keras train ...)")
