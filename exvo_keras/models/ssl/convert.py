@@ -22,6 +22,7 @@ import collections
 import json
 import pickle
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -55,7 +56,23 @@ _WEIGHT_NORM_NAMES = (("parametrizations.weight.original0", "parametrizations.we
 
 
 class CheckpointError(ValueError):
-    """A checkpoint that does not fit its config: names the missing, unexpected or misshapen tensors."""
+    """A checkpoint that does not fit its config (names the missing, unexpected or misshapen tensors), or a file of
+    it that cannot be read (names the file)."""
+
+
+def _damaged(path: Path, detail: str) -> CheckpointError:
+    # A half-written file is by far the likeliest cause (an interrupted download or copy of a large checkpoint),
+    # and the same fix applies to any other corruption.
+    return CheckpointError(f"{path}: {detail}; the file is truncated or corrupt (an interrupted download or copy?): "
+                           "download or copy it again")
+
+
+def _read_json(path: Path):
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except ValueError as err:  # JSONDecodeError and UnicodeDecodeError
+        raise _damaged(path, f"not valid JSON ({err})") from None
 
 
 def _bin_to_safetensors_hint(path: Path) -> str:
@@ -79,8 +96,10 @@ def read_config(folder) -> dict:
     if not path.is_file():
         raise FileNotFoundError(f"{folder} has no {CONFIG_FILE}; supply the Hugging Face model folder's "
                                 f"{CONFIG_FILE} next to its weights")
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
+    config = _read_json(path)
+    if not isinstance(config, dict):
+        raise _damaged(path, f"not a JSON object but {type(config).__name__}")
+    return config
 
 
 def _checkpoint_folder(folder) -> Path:
@@ -108,8 +127,10 @@ def read_checkpoint(folder) -> dict[str, np.ndarray]:
             return reader(folder / name)
         index = folder / f"{name}.index.json"
         if index.is_file():
-            with open(index, encoding="utf-8") as f:
-                shards = sorted(set(json.load(f)["weight_map"].values()))
+            weight_map = _read_json(index)
+            if not isinstance(weight_map, dict) or not isinstance(weight_map.get("weight_map"), dict):
+                raise _damaged(index, "has no weight_map object")
+            shards = sorted(set(weight_map["weight_map"].values()))
             tensors = {}
             for shard in shards:
                 tensors.update(reader(folder / shard))
@@ -132,6 +153,8 @@ def _read_safetensors(path: Path) -> dict[str, np.ndarray]:
     except (SafetensorError, TypeError, ValueError) as err:
         # numpy has no bfloat16, which safetensors.numpy cannot map; read those files by hand.
         if "bf16" not in str(err).lower() and "bfloat16" not in str(err).lower():
+            if isinstance(err, SafetensorError):
+                raise _damaged(path, f"not a readable safetensors file ({err})") from None
             raise
     return _read_safetensors_raw(path)
 
@@ -148,13 +171,20 @@ def _read_safetensors_raw(path: Path) -> dict[str, np.ndarray]:
     """The safetensors layout: 8-byte little-endian header length, JSON header, then the raw buffers."""
     data = path.read_bytes()
     header_len = int.from_bytes(data[:8], "little")
-    header = json.loads(data[8:8 + header_len])
+    if len(data) < 8 or 8 + header_len > len(data):
+        raise _damaged(path, f"the safetensors header is cut short ({len(data)} bytes)")
+    try:
+        header = json.loads(data[8:8 + header_len])
+    except ValueError as err:
+        raise _damaged(path, f"the safetensors header is not valid JSON ({err})") from None
     body = memoryview(data)[8 + header_len:]
     tensors = {}
     for name, info in header.items():
         if name == "__metadata__":
             continue
         start, end = info["data_offsets"]
+        if end > len(body):
+            raise _damaged(path, f"tensor {name} reaches past the end of the file")
         if info["dtype"] == "BF16":
             array = _bfloat16_to_float32(np.frombuffer(body[start:end], dtype="<u2"))
         elif info["dtype"] in _SAFETENSORS_DTYPES:
@@ -241,7 +271,13 @@ def read_torch_zip(path) -> dict[str, np.ndarray]:
     path = Path(path)
     try:
         archive = zipfile.ZipFile(path)
-    except zipfile.BadZipFile:
+    except zipfile.BadZipFile as err:
+        with open(path, "rb") as f:
+            head = f.read(2)
+        # A zip cut short loses its central directory at the end but keeps its "PK" magic at the start (an empty
+        # file keeps nothing); the legacy format starts with a pickle instead.
+        if b"PK".startswith(head):
+            raise _damaged(path, f"not a readable zip archive ({err})") from None
         raise UnsafeCheckpointError(f"{path} is not a PyTorch zip archive (perhaps the legacy format of "
                                     f"PyTorch < 1.6), which cannot be read without PyTorch.\n"
                                     f"{_bin_to_safetensors_hint(path)}") from None
@@ -273,6 +309,8 @@ def read_torch_zip(path) -> dict[str, np.ndarray]:
         except UnsafeCheckpointError as err:
             raise UnsafeCheckpointError(f"{path}: {err}; refusing to unpickle it.\n"
                                         f"{_bin_to_safetensors_hint(path)}") from None
+        except (zipfile.BadZipFile, zlib.error, EOFError, pickle.UnpicklingError) as err:
+            raise _damaged(path, f"a member of the archive cannot be read ({err})") from None
     if not isinstance(state, dict) or not all(isinstance(v, np.ndarray) for v in state.values()):
         raise UnsafeCheckpointError(f"{path} does not hold a flat state dict of tensors.\n"
                                     f"{_bin_to_safetensors_hint(path)}")
