@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -34,6 +35,36 @@ def partial_path(path) -> Path:
 
 def _canonical(settings: dict) -> str:
     return json.dumps(settings, sort_keys=True, default=str)
+
+
+def remake_command(path, extractor: str | None = None, data=None) -> str:
+    """The command that makes the store `path` again, for messages: from its extractor when known, else from its
+    name (``WORK/features/<name>.h5``; SSL shards ``<name>.shardIofN.h5``)."""
+    path = Path(path)
+    name = path.name.split(".")[0]
+    kind, _, network = (extractor or name).partition(":")
+    args = {"compare": ["extract-compare"], "deepspectrum": ["extract-deepspectrum --imagenet-weights FILE"],
+            "ssl": [f"extract-ssl {name}"], "frame_cnn": [f"extract-network {network}"]}.get(kind)
+    if args is None and extractor is None and path.parent.name == "features":
+        args = [f"extract-ssl {name}", f"extract-network {name}"]  # an unreadable store does not say which
+    if args is None:
+        return "the extraction that wrote it"
+    work = f" --work {path.parent.parent}" if path.parent.name == "features" else ""
+    return " or ".join(f"`python -m exvo_keras {a} --data {data or 'DATA'}{work}`" for a in args) + \
+        " (with the options that made it)"
+
+
+@contextmanager
+def _reading(path):
+    """The store opened read-only; an unreadable one (a file cut short by a full disk or an interrupted copy, or
+    not a store at all) is a StoreError naming it and the fix, not an h5py traceback."""
+    try:
+        with h5py.File(path, "r") as f:
+            yield f
+    except (OSError, KeyError) as exc:
+        what = f"no dataset {exc}" if isinstance(exc, KeyError) else str(exc)
+        raise StoreError(f"{path}: not a readable store ({what}); it was probably cut short (a full disk or an "
+                         f"interrupted copy): delete it and rerun {remake_command(path)}") from None
 
 
 class StoreWriter:
@@ -165,7 +196,7 @@ def build_store(path, file_ids: Sequence[str], embed: Callable[[list[str]], np.n
 
 
 def store_attrs(path) -> dict:
-    with h5py.File(path, "r") as f:
+    with _reading(path) as f:
         attrs = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in f.attrs.items()}
     attrs["settings"] = json.loads(attrs.get("settings", "{}"))
     return attrs
@@ -194,10 +225,7 @@ def check_store(path, *, extractor: str | None = None, settings: dict | None = N
     if not path.exists():
         hint = f" (an interrupted run left {partial_path(path)}; rerun to resume)" if partial_path(path).exists() else ""
         raise StoreError(f"{path}: no such store{hint}")
-    try:
-        attrs = store_attrs(path)
-    except OSError as exc:
-        raise StoreError(f"{path}: not a readable HDF5 store ({exc})") from None
+    attrs = store_attrs(path)
     if not attrs.get("complete", False):
         raise StoreError(f"{path}: store is incomplete")
     if corpus_fingerprint is not None and attrs.get("corpus") != corpus_fingerprint:
@@ -218,7 +246,7 @@ def read_store(path, file_ids: Sequence[str], *, corpus_fingerprint: str | None 
                extractor: str | None = None, settings: dict | None = None) -> np.ndarray:
     """Rows of a complete store aligned to `file_ids` (e.g. one corpus split), as float32 `[len(file_ids), dims]`."""
     check_store(path, extractor=extractor, settings=settings, corpus_fingerprint=corpus_fingerprint)
-    with h5py.File(path, "r") as f:
+    with _reading(path) as f:
         stored = [s.decode() for s in f["file_ids"][()]]
         emb = f["embeddings"][()]
     row_of = {fid: i for i, fid in enumerate(stored)}

@@ -1,3 +1,5 @@
+import re
+
 import h5py
 import numpy as np
 import pytest
@@ -109,3 +111,17 @@ def test_early_fusion_concatenates_in_order(tmp_path):
     b = _build(tmp_path / "b.h5", embed=lambda ids: -_embed(ids)[:, :2])
     fused = read_fused([a, b], ["[00007]", "[00002]"])
     np.testing.assert_array_equal(fused, [[7, 7, 7, 7, -7, -7], [2, 2, 2, 2, -2, -2]])
+
+
+@pytest.mark.parametrize("keep", [0.0, 0.01, 0.5, 0.9])
+def test_a_truncated_store_is_a_store_error_naming_the_file_and_the_fix(tmp_path, keep):
+    from exvo_keras.store import store_attrs, store_identity
+
+    path = _build(tmp_path / "features" / "compare.h5")
+    data = path.read_bytes()
+    path.write_bytes(data[:int(len(data) * keep)])
+    fix = rf"(?s){re.escape(str(path))}.*delete it and rerun"
+    for read in (lambda: store_identity(path), lambda: store_attrs(path), lambda: check_store(path),
+                 lambda: read_store(path, IDS), lambda: read_fused([path], IDS)):
+        with pytest.raises(StoreError, match=fix):
+            read()
