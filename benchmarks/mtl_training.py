@@ -18,7 +18,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import report  # noqa: E402
 
-from exvo_keras.training.mtl import HeadTrainer, HeadTraining  # noqa: E402
+from exvo_keras.training.mtl import HeadTrainer  # noqa: E402
+from exvo_keras.training.recipes import HeadTraining  # noqa: E402
 
 
 def main() -> None:
@@ -37,9 +38,10 @@ def main() -> None:
 
     (xt, yt), (xv, yv) = data(args.train), data(args.val)
     figures = {"dims": args.dims, "train_rows": args.train, "epochs": args.epochs}
-    for head in ("sys1", "sys2", "baseline"):
+    for head, recipe in (("sys1", "baseline"), ("sys2", "baseline"), ("baseline", "baseline"), ("sys1", "default"),
+                         ("sys2", "default"), ("linear", "default")):
         # patience above the epoch count: every run trains the full schedule, so times compare
-        cfg = HeadTraining(stores=[], head=head, epochs=args.epochs, patience=args.epochs + 1)
+        cfg = HeadTraining.from_recipe([], head, recipe, epochs=args.epochs, patience=args.epochs + 1)
         t0 = time.perf_counter()
         trainer = HeadTrainer(xt, yt, xv, yv, cfg)
         trainer.fit(seed=0)
@@ -48,9 +50,10 @@ def main() -> None:
         trainer.fit(seed=1)
         later = time.perf_counter() - t0
         # the first seed pays for tracing the graphs; later seeds of the same row reuse them
-        figures[f"{head}_first_seed_s"] = round(first, 2)
-        figures[f"{head}_later_seed_s"] = round(later, 2)
-        figures[f"{head}_seconds_per_epoch"] = round(later / args.epochs, 3)
+        name = f"{head}_{recipe}"
+        figures[f"{name}_first_seed_s"] = round(first, 2)
+        figures[f"{name}_later_seed_s"] = round(later, 2)
+        figures[f"{name}_seconds_per_epoch"] = round(later / args.epochs, 3)
     report("mtl_training", figures)
 
 

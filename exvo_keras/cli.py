@@ -65,11 +65,10 @@ def cmd_extract_compare(args) -> int:
 
 
 def _training_options(args) -> dict:
-    options = dict(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr, patience=args.patience,
-                   early_stopping=args.early_stopping)
-    if args.eval_splits:
-        options["eval_splits"] = args.eval_splits
-    return options
+    """The recipe named by --recipe, and only the options given on the command line on top of it."""
+    given = dict(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr, patience=args.patience,
+                 early_stopping=args.early_stopping, eval_splits=args.eval_splits)
+    return {"recipe": args.recipe, **{k: v for k, v in given.items() if v is not None}}
 
 
 def cmd_train(args) -> int:
@@ -90,13 +89,22 @@ def cmd_train(args) -> int:
 def cmd_train_mtl(args) -> int:
     from exvo_keras.data.corpus import load_corpus
     from exvo_keras.experiments.reproduce import head_training, summary_line
-    from exvo_keras.training.mtl import run_head
+    from exvo_keras.training.mtl import reference_scores, run_head
 
     corpus = load_corpus(args.data)
-    cfg = head_training(args.features, args.head, corpus, **_training_options(args))
-    summary = run_head(args.out, corpus, cfg, list(range(args.seed0, args.seed0 + args.seeds)),
-                       progress=not args.quiet)
-    print(summary_line(str(args.out), summary))
+    seeds = list(range(args.seed0, args.seed0 + args.seeds))
+    options = _training_options(args)
+    runs = {args.head: Path(args.out)}
+    if args.head != "linear":
+        # What the deep head adds is read off the linear reference on the same features, trained beside it.
+        runs["linear"] = Path(args.out).with_name(Path(args.out).name + "-linear")
+    for head, out in runs.items():
+        summary = run_head(out, corpus, head_training(args.features, head, corpus, **options), seeds,
+                           progress=not args.quiet)
+        print(summary_line(f"{out} ({head})", summary))
+    ref = reference_scores(corpus, "Val")
+    print(f"Reference (Train means + majority country) [Val] " + ", ".join(
+        f"{m} {ref[m]:.3f}" for m in ("emo_ccc", "cou_uar", "age_mae", "s_mtl")))
     return 0
 
 
@@ -252,6 +260,8 @@ def cmd_predict(args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from exvo_keras.data import demo
+    from exvo_keras.models.mtl import PRESETS
+    from exvo_keras.training.recipes import DEFAULT_RECIPE, RECIPES
 
     parser = argparse.ArgumentParser(prog="python -m exvo_keras",
                                      description="Reproduce Purohit et al. (ExVo 2022 Multi-Task) in Keras 3.")
@@ -290,13 +300,19 @@ def build_parser() -> argparse.ArgumentParser:
     def training(p):
         p.add_argument("--seeds", type=int, default=5, help="number of seeds (default 5)")
         p.add_argument("--seed0", type=int, default=0, help="first seed (default 0)")
-        p.add_argument("--epochs", type=int, default=20, help="maximum epochs (default 20, as the baseline)")
-        p.add_argument("--batch-size", type=int, default=8, help="batch size (default 8, as the baseline)")
-        p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default 1e-3)")
-        p.add_argument("--patience", type=int, default=5, help="early-stopping patience in epochs (default 5)")
-        p.add_argument("--early-stopping", choices=("Val", "dev"), default="Val",
-                       help="split whose loss picks the epoch: Val (as the baseline) or dev (10%% of Train, "
-                            "speaker-independent)")
+        default = RECIPES[DEFAULT_RECIPE]
+        p.add_argument("--recipe", choices=sorted(RECIPES), default=DEFAULT_RECIPE,
+                       help=f"training recipe (default {DEFAULT_RECIPE}: " + ", ".join(
+                           f"{k} {v}" for k, v in default.items()) + "; baseline: the challenge's fixed recipe, "
+                       "early stopping on the Val loss); the options below override it")
+        p.add_argument("--epochs", type=int, help=f"maximum epochs (recipe's: {default['epochs']})")
+        p.add_argument("--batch-size", type=int, help=f"batch size (recipe's: {default['batch_size']})")
+        p.add_argument("--lr", type=float, help=f"Adam learning rate (recipe's: {default['learning_rate']})")
+        p.add_argument("--patience", type=int, help=f"early-stopping patience in epochs (recipe's: "
+                                                    f"{default['patience']})")
+        p.add_argument("--early-stopping", choices=("Val", "dev"),
+                       help="split that picks the epoch: dev (10%% of Train, speaker-independent; the default "
+                            "recipe's) or Val (the baseline's)")
         p.add_argument("--eval-splits", nargs="+", choices=("Val", "Test"),
                        help="splits to predict, and score where labelled (default Val, and Test when the corpus "
                             "has Test clips); adding a split to a finished run predicts it without retraining")
@@ -312,7 +328,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("train-mtl", cmd_train_mtl, "Train a multi-task head on any stores (early fusion if several).")
     p.add_argument("--data", required=True, help="ExVo-format corpus folder")
     p.add_argument("--features", nargs="+", required=True, help="HDF5 store(s); several are concatenated")
-    p.add_argument("--head", choices=("sys1", "sys2", "baseline"), default="sys1", help="head preset")
+    p.add_argument("--head", choices=sorted(PRESETS), default="sys1",
+                   help="head preset (linear: ridge + logistic regression; the summary adds it beside any head)")
     p.add_argument("--out", required=True, help="run folder")
     training(p)
 

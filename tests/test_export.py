@@ -63,8 +63,7 @@ def trained(tmp_path_factory):
     extract_feature_set("wavlm", corpus, work, progress=False)
     for key in ROWS:
         row = row_by_key(key)
-        cfg = HeadTraining(stores=[str(p) for p in row.store_paths(work)], head=row.head, epochs=2,
-                           eval_splits=["Val"])
+        cfg = HeadTraining.from_recipe(row.store_paths(work), row.head, epochs=2, eval_splits=["Val"])
         run_head(run_dir(work, row), corpus, cfg, seeds=[0, 1], progress=False)
     return corpus, work
 

@@ -12,18 +12,15 @@ from typing import Callable, Sequence
 
 from exvo_keras.data.corpus import Corpus
 from exvo_keras.experiments.tables import Hybrid, Row, missing_inputs, rows_of, run_dir, systems
-from exvo_keras.training.mtl import WEIGHT_DECAY, HeadTraining, default_eval_splits, run_head
-
-# The challenge baseline's recipe (FACTS.md); every option of `HeadTraining` can be overridden.
-DEFAULT_TRAINING = dict(epochs=20, batch_size=8, learning_rate=1e-3, patience=5, early_stopping="Val")
+from exvo_keras.training.mtl import default_eval_splits, run_head
+from exvo_keras.training.recipes import DEFAULT_RECIPE, HeadTraining
 
 
-def head_training(stores: Sequence, head: str, corpus: Corpus, **options) -> HeadTraining:
-    """The training recipe of a head on stores: the baseline's defaults, the head's weight decay, the corpus's
-    evaluation splits, `options` on top."""
-    settings = {**DEFAULT_TRAINING, "weight_decay": WEIGHT_DECAY.get(head, 0.0),
-                "eval_splits": default_eval_splits(corpus), **options}
-    return HeadTraining(stores=[str(p) for p in stores], head=head, **settings)
+def head_training(stores: Sequence, head: str, corpus: Corpus, recipe: str = DEFAULT_RECIPE,
+                  **options) -> HeadTraining:
+    """The training of a head on stores: the named recipe, the corpus's evaluation splits, `options` on top."""
+    return HeadTraining.from_recipe(stores, head, recipe, **{"eval_splits": default_eval_splits(corpus),
+                                                            **options})
 
 
 def selected(table: int | None = None, keys: Sequence[str] | None = None) -> list:
@@ -61,7 +58,10 @@ def train_systems(entries: Sequence, corpus: Corpus, work, seeds: Sequence[int],
                 results[entry.key] = "not run: supply " + "; ".join(missing)
                 log(f"{name}: {results[entry.key]}")
                 continue
-            cfg = head_training(entry.store_paths(Path(work)), entry.head, corpus, **options)
+            # A row that names its recipe (the baseline row) keeps it whatever the command's default.
+            recipe = entry.recipe or options.get("recipe", DEFAULT_RECIPE)
+            cfg = head_training(entry.store_paths(Path(work)), entry.head, corpus,
+                                **{**options, "recipe": recipe})
             try:
                 results[entry.key] = run_head(run_dir(work, entry), corpus, cfg, seeds, progress=progress)
             except ValueError as exc:  # e.g. a run folder made with other settings: the other systems still run

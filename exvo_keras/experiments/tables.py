@@ -43,8 +43,10 @@ class Row:
         system: name shown in our table.
         config: "Sys-1", "Sys-2" or "baseline head".
         features: feature-set names; several means early fusion (concatenation in this order).
-        head: `exvo_keras.models.mtl.PRESETS` key.
+        head: `exvo_keras.models.mtl.PRESETS` key ("linear": the linear reference, ridge + logistic regression).
         paper: (system, config) of the paper row it reproduces, or None when the paper has no such row.
+        recipe: `exvo_keras.training.mtl.RECIPES` key this row always trains with, or None for the command's
+            (the default recipe unless `--recipe` says otherwise).
 
     The same system listed in Tables 2 and 3 has one key, so one run folder: Table 3 scores it on Test.
     """
@@ -55,6 +57,7 @@ class Row:
     features: tuple[str, ...]
     head: str
     paper: tuple[str, str] | None
+    recipe: str | None = None
 
     @property
     def key(self) -> str:
@@ -102,9 +105,17 @@ def feature_store(work, name: str) -> Path:
     return Path(work) / "features" / f"{name}.h5"
 
 
+LINEAR = "Linear reference"
+
+
 def _sys_rows(system: str, features: tuple[str, ...], table: int = 2) -> tuple[Row, ...]:
+    """Sys-1 and Sys-2 on a feature set, and the linear reference on the same features beside them."""
     return tuple(Row(table, system, config, features, head, (system, config))
-                 for config, head in (("Sys-1", "sys1"), ("Sys-2", "sys2")))
+                 for config, head in (("Sys-1", "sys1"), ("Sys-2", "sys2"))) + (_linear_row(system, features, table),)
+
+
+def _linear_row(system: str, features: tuple[str, ...], table: int) -> Row:
+    return Row(table, system, LINEAR, features, "linear", None)
 
 
 def _cr_hybrids(cr: str, label: str) -> tuple[Hybrid, ...]:
@@ -125,8 +136,10 @@ ROWS = (
     Row(2, "ComParE", "Sys-1", ("compare",), "sys1", ("ComParE", "Sys-1")),
     Row(2, "ComParE", "Sys-2", ("compare",), "sys2", None),
     # The challenge's own head on the same features: the paper's ComParE row is the organisers' baseline.
-    Row(2, "ComParE", "baseline head", ("compare",), "baseline", ("ComParE", "Sys-1")),
+    Row(2, "ComParE", "baseline head", ("compare",), "baseline", ("ComParE", "Sys-1"), recipe="baseline"),
+    _linear_row("ComParE", ("compare",), 2),
     Row(2, "DeepSpectrum", "Sys-1", ("deepspectrum",), "sys1", ("DeepSpectrum", "Sys-1")),
+    _linear_row("DeepSpectrum", ("deepspectrum",), 2),
     *_sys_rows("WavLM", ("wavlm",)),
     *_sys_rows("HuBERT", ("hubert",)),
     *_sys_rows("Wav2Vec2", ("wav2vec2",)),
@@ -143,13 +156,19 @@ ROWS = (
     AUTO_HYBRID,
     # Table 3: the same systems (trained on Train, Val for early stopping) scored on Test.
     Row(3, "ComParE", "Sys-1", ("compare",), "sys1", ("ComParE", "Sys-1")),
-    Row(3, "ComParE", "baseline head", ("compare",), "baseline", ("ComParE", "Sys-1")),
+    Row(3, "ComParE", "baseline head", ("compare",), "baseline", ("ComParE", "Sys-1"), recipe="baseline"),
+    _linear_row("ComParE", ("compare",), 3),
     Row(3, "DeepSpectrum", "Sys-1", ("deepspectrum",), "sys1", ("DeepSpectrum", "Sys-1")),
+    _linear_row("DeepSpectrum", ("deepspectrum",), 3),
     Row(3, "WavLM", "Sys-2", ("wavlm",), "sys2", ("WavLM", "Sys-2")),
+    _linear_row("WavLM", ("wavlm",), 3),
     Row(3, "Raw(ExVo)-ER", "Sys-2", ("raw_exvo_er",), "sys2", ("Raw(ExVo)-ER", "Sys-2")),
+    _linear_row("Raw(ExVo)-ER", ("raw_exvo_er",), 3),
     Row(3, "Raw(ASR)", "Sys-2", ("raw_asr",), "sys2", ("Raw(ASR)", "Sys-2")),
+    _linear_row("Raw(ASR)", ("raw_asr",), 3),
     # The paper's Raw(AMI) is its ASR network (trained on AMI): our Raw(ASR) store.
     Row(3, "Raw(ExVo)-ER + Raw(ASR)", "Sys-2", ("raw_exvo_er", "raw_asr"), "sys2", ("Raw(ExVo)-ER + Raw(AMI)", "Sys-2")),
+    _linear_row("Raw(ExVo)-ER + Raw(ASR)", ("raw_exvo_er", "raw_asr"), 3),
     WAVLM_HYBRID,
     Hybrid(3, AUTO_HYBRID.system, "auto", AUTO_HYBRID.name, AUTO_HYBRID.sources, None),
 )

@@ -32,10 +32,34 @@ PRESETS = {
     # The challenge's own baseline head (FACTS.md): LayerNorm, 32-unit task heads, uncertainty weights.
     "baseline": dict(hidden_dims=(128, 64), layer_norm=True, task_hidden=32, loss_weighting="uncertainty",
                      emotion_loss="sum", age_loss="years"),
+    # The linear reference: no hidden layer, ridge-fitted emotions and age, a softmax (multinomial logistic)
+    # country layer. Its weights come from scikit-learn (exvo_keras.training.linear), not from gradient descent.
+    "linear": dict(hidden_dims=(), layer_norm=False, task_hidden=0, loss_weighting="mean", emotion_loss="mean",
+                   age_loss="standardised", emotion_activation="linear"),
 }
 
 # HumeAI's baseline initialises each task's log-variance here.
 UNCERTAINTY_INIT = -0.33
+
+
+@keras.saving.register_keras_serializable(package="exvo_keras")
+class ClipValues(layers.Layer):
+    """Clips its input to [-limit, limit].
+
+    After Train standardisation, a feature nearly constant on Train reaches |z| in the hundreds on other clips
+    (measured 152 on a 280-clip corpus); a head that has never seen such values extrapolates wildly. Clipping
+    bounds what one feature can contribute.
+    """
+
+    def __init__(self, limit: float, **kwargs):
+        super().__init__(**kwargs)
+        self.limit = float(limit)
+
+    def call(self, x):
+        return ops.clip(x, -self.limit, self.limit)
+
+    def get_config(self):
+        return {**super().get_config(), "limit": self.limit}
 
 
 @keras.saving.register_keras_serializable(package="exvo_keras")
@@ -54,6 +78,16 @@ class MultiTaskHead(keras.Model):
         loss_weighting: "mean" (the paper) or "uncertainty" (learned log-variance per task, the baseline).
         emotion_loss: "mean" over the ten emotions, or "sum" of the ten MSEs (baseline).
         age_loss: "standardised" (MSE of standardised age) or "years" (MSE in years).
+        clip_z: clip the standardised features to [-clip_z, clip_z] (None: no clipping).
+        dropout: dropout rate after each shared hidden layer's activation, and on the standardised input at half
+            that rate (0: none).
+        l2: L2 penalty on every kernel, added to the loss (0: none).
+        emotion_activation: "sigmoid" (intensities in [0, 1]) or "linear" (the linear reference, and heads with
+            a linear skip, whose emotion outputs start as ridge predictions).
+        linear_skip: add a linear map of the standardised input to each task's output (layers `<task>_out`, the
+            same names as the linear preset's, so a fitted linear reference can be loaded into them); the hidden
+            layers' own output layers (`<task>_mlp_out`) start at zero, so the untrained head is that linear
+            model; the skip is not trained, the hidden layers learn what they add to it.
         seed: seed of the initialisers.
 
     Returns (when called): dict with `emotion` `[batch, 10]` in [0, 1], `age` `[batch, 1]` in years, `country`
@@ -69,17 +103,25 @@ class MultiTaskHead(keras.Model):
     def __init__(self, input_dim: int, hidden_dims=(128, 64), feature_mean=None, feature_std=None,
                  age_mean: float = 0.0, age_std: float = 1.0, layer_norm: bool = False, task_hidden: int = 0,
                  negative_slope: float = 0.01, loss_weighting: str = "mean", emotion_loss: str = "mean",
-                 age_loss: str = "standardised", seed: int | None = None, **kwargs):
+                 age_loss: str = "standardised", clip_z: float | None = None, dropout: float = 0.0,
+                 l2: float = 0.0, emotion_activation: str = "sigmoid", linear_skip: bool = False,
+                 seed: int | None = None, **kwargs):
         if loss_weighting not in ("mean", "uncertainty"):
             raise ValueError(f"loss_weighting must be 'mean' or 'uncertainty', got {loss_weighting!r}")
         if emotion_loss not in ("mean", "sum"):
             raise ValueError(f"emotion_loss must be 'mean' or 'sum', got {emotion_loss!r}")
         if age_loss not in ("standardised", "years"):
             raise ValueError(f"age_loss must be 'standardised' or 'years', got {age_loss!r}")
+        if emotion_activation not in ("sigmoid", "linear"):
+            raise ValueError(f"emotion_activation must be 'sigmoid' or 'linear', got {emotion_activation!r}")
         seeds = iter(range(1000)) if seed is None else iter(range(seed * 1000, seed * 1000 + 1000))
 
         def init():
             return keras.initializers.GlorotUniform(seed=next(seeds))
+
+        def dense(units, name, activation=None):
+            return layers.Dense(units, activation=activation, kernel_initializer=init(), name=name,
+                                kernel_regularizer=keras.regularizers.L2(l2) if l2 else None)
 
         features = keras.Input(shape=(input_dim,), name="features")
         x = features
@@ -87,20 +129,35 @@ class MultiTaskHead(keras.Model):
             std = np.asarray(feature_std, np.float32)
             x = layers.Normalization(mean=np.asarray(feature_mean, np.float32), variance=std * std,
                                      name="standardise")(x)
+        if clip_z is not None:
+            x = ClipValues(clip_z, name="clip_z")(x)
+        z = x
+        if dropout and hidden_dims:
+            x = layers.Dropout(dropout / 2, seed=next(seeds), name="input_dropout")(x)
         for i, width in enumerate(hidden_dims):
-            x = layers.Dense(width, kernel_initializer=init(), name=f"hidden_{i}")(x)
+            x = dense(width, f"hidden_{i}")(x)
             if layer_norm:
                 x = layers.LayerNormalization(epsilon=1e-5, name=f"hidden_{i}_norm")(x)
             x = layers.LeakyReLU(negative_slope, name=f"hidden_{i}_act")(x)
+            if dropout:
+                x = layers.Dropout(dropout, seed=next(seeds), name=f"hidden_{i}_dropout")(x)
 
         def task(name, units, activation):
             h = x
             if task_hidden:
-                h = layers.Dense(task_hidden, kernel_initializer=init(), name=f"{name}_hidden")(h)
+                h = dense(task_hidden, f"{name}_hidden")(h)
                 h = layers.LeakyReLU(negative_slope, name=f"{name}_hidden_act")(h)
-            return layers.Dense(units, activation=activation, kernel_initializer=init(), name=name + "_out")(h)
+            if not linear_skip:
+                return dense(units, name + "_out", activation)(h)
+            mlp = layers.Dense(units, kernel_initializer="zeros", name=name + "_mlp_out",
+                               kernel_regularizer=keras.regularizers.L2(l2) if l2 else None)(h)
+            # Frozen: it holds the linear fit (its penalty chosen on held-out rows); gradient steps at the hidden
+            # layers' learning rate undo that fit within an epoch (measured: every seed's best epoch was the start).
+            skip = layers.Dense(units, kernel_initializer=init(), name=name + "_out", trainable=False)(z)
+            return layers.Activation(activation or "linear", name=name + "_act")(layers.Add(name=name + "_sum")(
+                [skip, mlp]))
 
-        emotion = layers.Identity(name="emotion")(task("emotion", len(EMOTIONS), "sigmoid"))
+        emotion = layers.Identity(name="emotion")(task("emotion", len(EMOTIONS), emotion_activation))
         age = layers.Rescaling(scale=float(age_std), offset=float(age_mean), name="age")(task("age_z", 1, None))
         country = layers.Identity(name="country")(task("country", len(COUNTRIES), "softmax"))
         super().__init__(inputs=features, outputs={"emotion": emotion, "age": age, "country": country}, **kwargs)
@@ -117,6 +174,11 @@ class MultiTaskHead(keras.Model):
         self.loss_weighting = loss_weighting
         self.emotion_loss = emotion_loss
         self.age_loss = age_loss
+        self.clip_z = None if clip_z is None else float(clip_z)
+        self.dropout = float(dropout)
+        self.l2 = float(l2)
+        self.emotion_activation = emotion_activation
+        self.linear_skip = bool(linear_skip)
         self.seed = seed
         if loss_weighting == "uncertainty":
             self.log_vars = self.add_weight(shape=(3,), initializer=keras.initializers.Constant(UNCERTAINTY_INIT),
@@ -164,6 +226,11 @@ class MultiTaskHead(keras.Model):
             "loss_weighting": self.loss_weighting,
             "emotion_loss": self.emotion_loss,
             "age_loss": self.age_loss,
+            "clip_z": self.clip_z,
+            "dropout": self.dropout,
+            "l2": self.l2,
+            "emotion_activation": self.emotion_activation,
+            "linear_skip": self.linear_skip,
             "seed": self.seed,
         }
 

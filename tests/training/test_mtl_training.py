@@ -31,8 +31,8 @@ def learnable(tmp_path_factory):
 
 def _cfg(store, **kw):
     # A larger learning rate than the recipe's 1e-3 so a few epochs suffice on the toy data.
-    return HeadTraining(stores=[str(store)], head=kw.pop("head", "sys1"), epochs=kw.pop("epochs", 12),
-                        batch_size=16, patience=3, learning_rate=1e-2, **kw)
+    return HeadTraining.from_recipe([str(store)], kw.pop("head", "sys1"), kw.pop("recipe", "baseline"),
+                                    **{"epochs": 12, "batch_size": 16, "patience": 3, "learning_rate": 1e-2, **kw})
 
 
 def test_trained_head_beats_the_reference_and_summarises_seeds(learnable, tmp_path):
@@ -93,3 +93,56 @@ def test_baseline_head_trains_with_uncertainty_weights(learnable, tmp_path):
     corpus, store = learnable
     summary = run_head(tmp_path / "b", corpus, _cfg(store, head="baseline", epochs=6), seeds=[0], progress=False)
     assert summary["Val"]["emo_ccc"]["mean"] > 0.3
+
+
+def test_linear_head_is_sklearns_ridge_and_logistic_fit(learnable, tmp_path):
+    from sklearn.linear_model import LogisticRegression, Ridge
+
+    from exvo_keras.data.corpus import speaker_split
+    from exvo_keras.store import read_fused
+    from exvo_keras.training.mtl import load_head, predict
+
+    corpus, store = learnable
+    run_head(tmp_path / "lin", corpus, _cfg(store, head="linear", recipe="default"), seeds=[0, 1], progress=False)
+    history = json.loads((tmp_path / "lin" / "seed_0" / "history.json").read_text())
+    assert not (tmp_path / "lin" / "seed_1").exists()  # deterministic: one fit stands for every seed
+    fit, dev = speaker_split(corpus, 0.1, seed=0)
+    X = read_fused([store], fit, corpus_fingerprint=corpus.fingerprint)
+    mean, std = X.mean(0), X.std(0)
+    ids = fit + dev
+    Z = np.clip((read_fused([store], ids, corpus_fingerprint=corpus.fingerprint) - mean) / std, -5, 5)
+    y = corpus.labels_of(ids)
+    val = corpus.file_ids("Val")
+    Zv = np.clip((read_fused([store], val, corpus_fingerprint=corpus.fingerprint) - mean) / std, -5, 5)
+    ours = predict(load_head(tmp_path / "lin" / "seed_0" / "model.keras"),
+                   read_fused([store], val, corpus_fingerprint=corpus.fingerprint))
+    emo = Ridge(alpha=history["alpha_emotion"]).fit(Z, y["emotion"]).predict(Zv)
+    np.testing.assert_allclose(ours["emotion"], emo, atol=2e-4)
+    cou = LogisticRegression(C=history["C_country"], class_weight="balanced", max_iter=2000).fit(Z, y["country"])
+    np.testing.assert_allclose(ours["country_prob"], cou.predict_proba(Zv), atol=2e-4)
+
+
+def test_default_recipe_starts_from_the_linear_fit_and_is_deterministic(learnable, tmp_path):
+    corpus, store = learnable
+    cfg = _cfg(store, recipe="default", learning_rate=1e-3, epochs=8, batch_size=32, patience=8)
+    run_head(tmp_path / "a", corpus, cfg, seeds=[0], progress=False)
+    run_head(tmp_path / "b", corpus, cfg, seeds=[1, 0], progress=False)
+    a = (tmp_path / "a" / "seed_0" / "predictions_Val.csv").read_text()
+    assert a == (tmp_path / "b" / "seed_0" / "predictions_Val.csv").read_text()
+    history = json.loads((tmp_path / "a" / "seed_0" / "history.json").read_text())
+    # The untrained head (the linear fit) is scored first; the kept epoch is never worse on dev than it.
+    start, dev = history["start_scores"]["val_s_mtl"], history["val_s_mtl"]
+    assert len(dev) == len(history["loss"])
+    kept = start if history["best_epoch"] == -1 else dev[history["best_epoch"]]
+    assert kept == max([start, *dev])
+    assert (tmp_path / "a" / "seed_0" / "metrics.json").exists()
+
+
+def test_clipped_standardisation_bounds_what_one_wild_feature_does():
+    from exvo_keras.models.mtl import MultiTaskHead
+
+    head = MultiTaskHead.from_preset("linear", input_dim=3, feature_mean=np.zeros(3), feature_std=np.full(3, 1e-6),
+                                     clip_z=5.0, seed=0)
+    small = head(np.array([[5e-6, 0, 0]], "float32"))["age"]
+    wild = head(np.array([[1e3, 0, 0]], "float32"))["age"]  # z = 1e9 without the clip
+    np.testing.assert_allclose(np.asarray(wild), np.asarray(small), rtol=1e-6)
