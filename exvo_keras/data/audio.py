@@ -29,6 +29,11 @@ class AudioError(ValueError):
         self.problem = problem
         super().__init__(f"{self.path}: {problem}")
 
+    def __reduce__(self):
+        # Worker processes send it back to the parent; the default (`self.args`, the message alone) does not
+        # unpickle, and an exception that does not unpickle kills a multiprocessing Pool's result thread.
+        return type(self), (self.path, self.problem)
+
 
 @dataclass(frozen=True)
 class AudioInfo:

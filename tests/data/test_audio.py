@@ -1,3 +1,6 @@
+import pickle
+from pathlib import Path
+
 import numpy as np
 import pytest
 import soundfile as sf
@@ -71,6 +74,14 @@ def test_truncated_data_chunk_is_reported(tmp_path):
         assert "t.wav" in str(exc)
     else:
         assert len(y) < 16000
+
+
+def test_audio_error_survives_pickling():
+    # Worker processes send it back to the parent; an exception that does not unpickle hangs a Pool.
+    err = pickle.loads(pickle.dumps(AudioError("a/b.wav", "not a readable audio file")))
+    assert isinstance(err, AudioError)
+    assert err.path == Path("a/b.wav") and err.problem == "not a readable audio file"
+    assert str(err) == f"{Path('a/b.wav')}: not a readable audio file"
 
 
 def test_resample_length_ratio():
