@@ -46,6 +46,9 @@ def cmd_check_corpus(args) -> int:
     errors = [p for p in problems if p.severity == "error"]
     for p in problems:
         print(p)
+    if problems.clips:
+        print(f"checked {problems.clips} clips in {problems.seconds:.1f} s "
+              f"({problems.clips / max(problems.seconds, 1e-9):.0f} clips/s)")
     print(f"{args.root}: {len(errors)} error(s), {len(problems) - len(errors)} warning(s)")
     return 1 if errors else 0
 

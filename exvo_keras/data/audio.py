@@ -1,11 +1,13 @@
 """Reading audio files into 16 kHz mono float32, with errors that name the file.
 
-Every stage that touches audio (corpus checks, ComParE, the encoders) goes through `load_audio`, so a
-corrupt, empty, stereo or off-rate file is handled the same way everywhere.
+Every stage that touches audio (corpus checks, ComParE, the encoders) goes through `load_audio` (or
+`read_audio`, which also returns the file's own rate and channels), so a corrupt, truncated, empty, stereo or
+off-rate file is handled the same way everywhere.
 """
 
 from __future__ import annotations
 
+import stat
 from dataclasses import dataclass
 from math import gcd
 from pathlib import Path
@@ -48,16 +50,8 @@ class AudioInfo:
 
 def audio_info(path) -> AudioInfo:
     """Reads a file's header only. Raises AudioError if it is missing or not decodable."""
-    path = Path(path)
-    if not path.is_file():
-        raise AudioError(path, "file not found")
-    if path.stat().st_size == 0:
-        raise AudioError(path, "empty file (0 bytes)")
-    try:
-        info = sf.info(str(path))
-    except Exception as exc:  # libsndfile raises several types for malformed headers
-        raise AudioError(path, f"not a readable audio file ({_short(exc)})") from None
-    return AudioInfo(int(info.samplerate), int(info.channels), int(info.frames))
+    with _open(Path(path)) as f:
+        return AudioInfo(int(f.samplerate), int(f.channels), int(f.frames))
 
 
 def load_audio(path, sample_rate: int = SAMPLE_RATE, min_duration: float = MIN_DURATION_S) -> np.ndarray:
@@ -67,7 +61,7 @@ def load_audio(path, sample_rate: int = SAMPLE_RATE, min_duration: float = MIN_D
     rates are resampled with a polyphase filter.
 
     Args:
-        path: wav (any PCM or float subtype), flac or ogg file.
+        path: any format soundfile decodes (wav in any PCM or float subtype, flac, ogg, mp3, ...).
         sample_rate: rate of the returned signal.
         min_duration: shortest clip accepted, in seconds (after decoding).
 
@@ -75,26 +69,34 @@ def load_audio(path, sample_rate: int = SAMPLE_RATE, min_duration: float = MIN_D
         float32 array `[samples]` in [-1, 1].
 
     Raises:
-        AudioError: missing, empty, corrupt, truncated or too short file; the message names it.
+        AudioError: missing, empty, corrupt, truncated, non-finite or too short file; the message names it.
     """
+    return read_audio(path, sample_rate, min_duration)[0]
+
+
+def read_audio(path, sample_rate: int = SAMPLE_RATE,
+               min_duration: float = MIN_DURATION_S) -> tuple[np.ndarray, AudioInfo]:
+    """`load_audio`, and the file's own rate, channels and frames from the same read (corpus checks want both)."""
     path = Path(path)
-    info = audio_info(path)
-    try:
-        x, sr = sf.read(str(path), dtype="float32", always_2d=True)
-    except Exception as exc:
-        raise AudioError(path, f"cannot decode audio data ({_short(exc)})") from None
+    with _open(path) as f:
+        info = AudioInfo(int(f.samplerate), int(f.channels), int(f.frames))
+        declared = _declared_frames(path, f)
+        try:
+            x = f.read(dtype="float32", always_2d=True)
+        except Exception as exc:
+            raise AudioError(path, f"cannot decode audio data ({_short(exc)})") from None
     if x.shape[0] == 0:
         raise AudioError(path, "no audio samples (empty clip)")
-    if x.shape[0] < info.frames:
-        raise AudioError(path, f"truncated: header says {info.frames} frames, file holds {x.shape[0]}")
+    if x.shape[0] < declared:
+        raise AudioError(path, f"truncated: header declares {declared} frames, {x.shape[0]} present")
     x = x[:, 0]
-    if sr != sample_rate:
-        x = resample(x, sr, sample_rate)
-    if not np.all(np.isfinite(x)):
+    if not np.isfinite(x).all():
         raise AudioError(path, "audio contains NaN or infinite samples")
+    if info.sample_rate != sample_rate:
+        x = resample(x, info.sample_rate, sample_rate)
     if x.shape[0] < min_duration * sample_rate:
         raise AudioError(path, f"clip too short ({x.shape[0] / sample_rate:.3f} s < {min_duration} s)")
-    return np.ascontiguousarray(x, dtype=np.float32)
+    return np.ascontiguousarray(x, dtype=np.float32), info
 
 
 def resample(x: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
@@ -111,3 +113,49 @@ def write_wav(path, x: np.ndarray, sample_rate: int = SAMPLE_RATE) -> None:
 def _short(exc: Exception) -> str:
     text = str(exc).strip().splitlines()
     return text[-1] if text else type(exc).__name__
+
+
+def _open(path: Path) -> sf.SoundFile:
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise AudioError(path, "file not found") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise AudioError(path, "a folder, not an audio file")
+    if st.st_size == 0:
+        raise AudioError(path, "empty file (0 bytes)")
+    try:
+        return sf.SoundFile(str(path))
+    except Exception as exc:  # libsndfile raises several types for malformed headers
+        raise AudioError(path, f"not a readable audio file ({_short(exc)})") from None
+
+
+# Subtypes whose frames all take `block_align` bytes, so the data chunk's size gives the frame count.
+_LINEAR_SUBTYPES = ("PCM_", "FLOAT", "DOUBLE", "ULAW", "ALAW")
+# RIFF data sizes that mean "unknown" (streaming writers), not "this many bytes".
+_UNKNOWN_DATA_SIZES = (0, 0xFFFFFFFF)
+
+
+def _declared_frames(path: Path, f: sf.SoundFile) -> int:
+    """Frames the header promises. libsndfile shortens a WAV whose data chunk is cut to the bytes present (and
+    reports that as its length), so for PCM/float WAV the data chunk's own size is read; for other formats
+    libsndfile's count is the header's."""
+    if f.format not in ("WAV", "WAVEX") or not f.subtype.startswith(_LINEAR_SUBTYPES):
+        return int(f.frames)
+    with open(path, "rb") as raw:
+        if raw.read(12)[8:12] != b"WAVE":
+            return int(f.frames)
+        block_align = None
+        while True:
+            head = raw.read(8)
+            if len(head) < 8:
+                return int(f.frames)
+            chunk, size = head[:4], int.from_bytes(head[4:], "little")
+            body = raw.read(size) if chunk == b"fmt " else b""
+            if chunk == b"fmt ":
+                block_align = int.from_bytes(body[12:14], "little")
+            elif chunk == b"data":
+                if size in _UNKNOWN_DATA_SIZES or not block_align:
+                    return int(f.frames)
+                return size // block_align
+            raw.seek(size - len(body) + (size & 1), 1)  # chunks are padded to even sizes

@@ -15,7 +15,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from exvo_keras.data.audio import AudioError, audio_info, MIN_DURATION_S
+from exvo_keras.data.audio import AudioError, read_audio
 from exvo_keras.data.labels import COUNTRIES, EMOTIONS, SAMPLE_RATE, SPLITS
 
 INFO_FILE = "data_info.csv"
@@ -146,38 +146,66 @@ def load_corpus(root) -> Corpus:
     return Corpus(root, table)
 
 
-def check_corpus(root, check_audio: bool = True, progress: bool = False) -> list[Problem]:
+# -80 dBFS, about three steps of 16-bit audio: zeros or bare dither, never a recorded burst.
+SILENT_PEAK = 1e-4
+
+
+class CheckResult(list):
+    """`check_corpus`'s problems, and how many clips it read in how many seconds."""
+
+    clips: int = 0
+    seconds: float = 0.0
+
+
+def check_corpus(root, check_audio: bool = True, progress: bool = False) -> CheckResult:
     """Validates a corpus folder and returns every problem found, instead of stopping at the first.
 
     Table checks: required columns, split names, duplicate File_IDs, NaN or out-of-range labels in Train/Val.
-    Audio checks (optional): missing, empty, unreadable or too short wav (errors); other sample rates or
-    several channels (warnings: they are resampled / reduced to the first channel when loaded).
+    Audio checks (optional) decode every clip as the pipeline will (`read_audio`): missing, empty, unreadable,
+    truncated, too short or non-finite audio (errors); other sample rates or several channels (resampled /
+    reduced to the first channel when loaded), silence, or clips too long for SSL extraction (warnings).
     """
+    import time
+
     root = Path(root)
     table, problems = _read_table(root)
+    result = CheckResult(problems)
     if table is None or not check_audio:
-        return problems
+        return result
     from exvo_keras.progress import progress_bar
 
     corpus = Corpus(root, table)
+    durations = {}
+    start = time.perf_counter()
     for fid in progress_bar(table.index, desc="checking audio", unit="clip", enabled=progress):
         path = corpus.wav_path(fid)
         try:
-            info = audio_info(path)
+            x, info = read_audio(path)
         except AudioError as exc:
-            problems.append(Problem("error", str(path), exc.problem))
+            result.append(Problem("error", str(path), exc.problem))
             continue
-        if info.frames == 0:
-            problems.append(Problem("error", str(path), "no audio samples (empty clip)"))
-        elif info.duration < MIN_DURATION_S:
-            problems.append(Problem("error", str(path), f"clip too short ({info.duration:.3f} s)"))
         if info.sample_rate != SAMPLE_RATE:
-            problems.append(
+            result.append(
                 Problem("warning", str(path), f"sample rate {info.sample_rate} Hz (resampled to {SAMPLE_RATE})")
             )
         if info.channels != 1:
-            problems.append(Problem("warning", str(path), f"{info.channels} channels (first channel used)"))
-    return problems
+            result.append(Problem("warning", str(path), f"{info.channels} channels (first channel used)"))
+        peak = float(np.abs(x).max())
+        if peak < SILENT_PEAK:
+            result.append(Problem("warning", str(path),
+                                  f"silent: peak {peak:.1e} of full scale (below {SILENT_PEAK:.0e})"))
+        durations[path] = x.size / SAMPLE_RATE
+    result.clips, result.seconds = len(table), time.perf_counter() - start
+    if durations:
+        # features.ssl starts TensorFlow: only worth it once there is a clip to compare with its limit.
+        from exvo_keras.features.ssl import DEFAULT_MAX_SECONDS
+
+        for path, seconds in durations.items():
+            if seconds > DEFAULT_MAX_SECONDS:
+                result.append(Problem("warning", str(path),
+                                      f"{seconds:.1f} s long, over the {DEFAULT_MAX_SECONDS:g} s SSL extraction "
+                                      "limit (extract-ssl refuses it unless max_seconds is raised)"))
+    return result
 
 
 def _read_table(root: Path) -> tuple[pd.DataFrame | None, list[Problem]]:

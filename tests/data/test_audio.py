@@ -63,17 +63,63 @@ def test_very_short_clip_is_refused(tmp_path):
         load_audio(tmp_path / "s.wav")
 
 
-def test_truncated_data_chunk_is_reported(tmp_path):
-    sf.write(tmp_path / "t.wav", _sine(16000, 1.0), 16000, subtype="PCM_16")
-    data = (tmp_path / "t.wav").read_bytes()
-    (tmp_path / "t.wav").write_bytes(data[: len(data) // 2])
-    # libsndfile either reads the shorter data or reports the mismatch; it must never return garbage length.
-    try:
-        y = load_audio(tmp_path / "t.wav")
-    except AudioError as exc:
-        assert "t.wav" in str(exc)
-    else:
-        assert len(y) < 16000
+def _truncated_wav(path, declared=16000, present=4000):
+    sf.write(path, _sine(16000, declared / 16000), 16000, subtype="PCM_16")
+    data = path.read_bytes()
+    path.write_bytes(data[:44 + 2 * present])  # canonical 44-byte header, 2 bytes a frame
+    return path
+
+
+def test_truncated_wav_names_the_declared_and_the_present_frames(tmp_path):
+    # libsndfile silently shortens the clip to the bytes present (info.frames says 4000 too), so without a check
+    # of the RIFF data chunk a cut download is stored as a 0.25 s burst.
+    path = _truncated_wav(tmp_path / "t.wav")
+    with pytest.raises(AudioError) as err:
+        load_audio(path)
+    assert str(path) in str(err.value)
+    assert "truncated: header declares 16000 frames, 4000 present" in str(err.value)
+
+
+def test_truncated_mp3_is_reported(tmp_path):
+    path = tmp_path / "t.mp3"
+    sf.write(path, _sine(16000, 1.0), 16000, format="MP3")
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])  # less and libsndfile no longer recognises it as MP3
+    with pytest.raises(AudioError, match=r"t\.mp3: truncated: header declares 16000 frames, \d+ present"):
+        load_audio(path)
+
+
+def test_wav_with_unknown_data_size_is_read_whole(tmp_path):
+    # Streaming writers leave the data size at 0xFFFFFFFF: unknown, not a truncation (libsndfile reads to the end).
+    x = _sine(16000, 0.5)
+    path = tmp_path / "stream.wav"
+    sf.write(path, x, 16000, subtype="PCM_16")
+    data = bytearray(path.read_bytes())
+    data[40:44] = (0xFFFFFFFF).to_bytes(4, "little")
+    path.write_bytes(bytes(data))
+    assert load_audio(path).shape == x.shape
+
+
+def test_chunks_before_the_data_chunk_are_skipped(tmp_path):
+    path = tmp_path / "list.wav"
+    sf.write(path, _sine(16000, 0.5), 16000, subtype="PCM_16")
+    data = path.read_bytes()
+    chunk = b"LIST" + (5).to_bytes(4, "little") + b"INFOx" + b"\x00"  # odd size, one pad byte
+    body = data[12:36] + chunk + data[36:]
+    path.write_bytes(b"RIFF" + (len(body) + 4).to_bytes(4, "little") + b"WAVE" + body)
+    assert load_audio(path).shape == (8000,)
+    path.write_bytes(b"RIFF" + (len(body) + 4).to_bytes(4, "little") + b"WAVE" + body[:-4000])
+    with pytest.raises(AudioError, match="truncated: header declares 8000 frames, 6000 present"):
+        load_audio(path)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_nan_or_infinite_samples_are_refused(tmp_path, bad):
+    x = _sine(16000).astype(np.float32)
+    x[100] = bad
+    sf.write(tmp_path / "f.wav", x, 16000, subtype="FLOAT")
+    with pytest.raises(AudioError, match=r"f\.wav: audio contains NaN or infinite samples"):
+        load_audio(tmp_path / "f.wav")
 
 
 def test_audio_error_survives_pickling():

@@ -1,3 +1,5 @@
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -110,3 +112,51 @@ def test_fingerprint_changes_with_the_audio_not_the_labels(tiny_corpus):
     assert after_same_size != before
     sf.write(tiny_corpus / "wav" / "00101.wav", np.zeros(9000), 16000, subtype="PCM_16")
     assert load_corpus(tiny_corpus).fingerprint not in (before, after_same_size)
+
+
+def _problems_of(problems, name):
+    return [p for p in problems if p.where.endswith(name)]
+
+
+def test_truncated_and_nan_clips_are_errors(tiny_corpus):
+    # Both pass a header-only check: the samples have to be read.
+    path = tiny_corpus / "wav" / "00101.wav"
+    sf.write(path, np.full(16000, 0.1), 16000, subtype="PCM_16")
+    path.write_bytes(path.read_bytes()[:44 + 2 * 4000])
+    x = np.full(8000, 0.1, np.float32)
+    x[10] = np.nan
+    sf.write(tiny_corpus / "wav" / "00102.wav", x, 16000, subtype="FLOAT")
+    problems = check_corpus(tiny_corpus)
+    assert [str(p) for p in _problems_of(problems, "00101.wav")] == [
+        f"error: {path}: truncated: header declares 16000 frames, 4000 present"]
+    assert [(p.severity, p.message) for p in _problems_of(problems, "00102.wav")] == [
+        ("error", "audio contains NaN or infinite samples")]
+    assert len(problems) == 2
+
+
+def test_silent_and_over_long_clips_are_warnings(tiny_corpus):
+    from exvo_keras.features.ssl import DEFAULT_MAX_SECONDS
+
+    sf.write(tiny_corpus / "wav" / "00101.wav", np.zeros(8000), 16000, subtype="PCM_16")
+    sf.write(tiny_corpus / "wav" / "00102.wav", np.full(8000, 5e-5), 16000, subtype="FLOAT")
+    sf.write(tiny_corpus / "wav" / "00103.wav", np.full(8000, 5e-4), 16000, subtype="FLOAT")  # quiet, not silent
+    long_s = DEFAULT_MAX_SECONDS + 1
+    sf.write(tiny_corpus / "wav" / "00104.wav", np.full(int(long_s * 16000), 0.1), 16000, subtype="PCM_16")
+    problems = check_corpus(tiny_corpus)
+    assert all(p.severity == "warning" for p in problems)
+    assert [p.message for p in _problems_of(problems, "00101.wav")] == [
+        "silent: peak 0.0e+00 of full scale (below 1e-04)"]
+    assert [p.message for p in _problems_of(problems, "00102.wav")] == [
+        "silent: peak 5.0e-05 of full scale (below 1e-04)"]
+    assert _problems_of(problems, "00103.wav") == []
+    (long_clip,) = _problems_of(problems, "00104.wav")
+    assert f"{long_s:.1f} s long, over the {DEFAULT_MAX_SECONDS:g} s SSL extraction limit" in long_clip.message
+    assert len(problems) == 3
+
+
+def test_check_corpus_reports_its_speed(tiny_corpus, capsys):
+    from exvo_keras.cli import main
+
+    assert main(["check-corpus", str(tiny_corpus), "-q"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"^checked 14 clips in \d+\.\d s \(\d+ clips/s\)$", out, re.M), out
