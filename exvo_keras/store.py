@@ -1,14 +1,21 @@
 """The embedding store: one HDF5 file per feature set.
 
 Layout (an interface other code and outside checks rely on):
-- dataset `embeddings` `[n, dims]` float32, dataset `file_ids` (the corpus's File_ID strings);
+- dataset `embeddings` `[n, dims]` float32, dataset `file_ids` (the corpus's File_ID strings), dataset
+  `file_digests` beside it (`Corpus.file_digest` of each row's wav when the row was computed);
 - attributes `extractor` (name), `settings` (JSON of everything that changes the numbers), `corpus`
   (the corpus fingerprint), `corpus_root`, `dims`, `complete`.
 
 A store is written to `<path>.partial` with a per-row `done` mask and renamed to `<path>` only when every row is
 in, so a file at `<path>` is always complete and an interrupted extraction resumes from its `.partial`.
-"""
 
+A row stands for one File_ID *and the audio it was computed from*: an extraction with the same extractor and
+settings takes every row whose (File_ID, digest) is unchanged from the `.partial` or the complete store and
+computes only new and changed clips (fixing one file of ExVo's 59,201 costs one clip, not an hour), and reading
+checks the digests of the rows it reads, so the other rows of a store made before a file was fixed stay usable.
+Stores written before digests were kept (no `file_digests`) are vouched for by the whole-corpus fingerprint
+alone, as they were then.
+"""
 from __future__ import annotations
 
 import json
@@ -67,8 +74,36 @@ def _reading(path):
                          f"interrupted copy): delete it and rerun {remake_command(path)}") from None
 
 
+def _strings(dataset) -> list[str]:
+    return [x.decode() if isinstance(x, bytes) else str(x) for x in dataset[()]]
+
+
+def _vouched(f, file_ids: Sequence[str], digests: Sequence[str] | None, fingerprint: str | None) -> dict[int, int]:
+    """Rows of the open store `f` that hold what `file_ids` would give now, as {wanted row: row of `f`}.
+
+    A written row counts when its File_ID is wanted and its audio is unchanged: by per-file digest where both the
+    store and the caller have them, else by the whole-corpus fingerprint (stores from before digests were kept,
+    callers that know only the fingerprint).
+    """
+    if "embeddings" not in f:
+        return {}
+    ids = _strings(f["file_ids"])
+    done = f["done"][()] if "done" in f else np.full(len(ids), bool(f.attrs.get("complete", False)))
+    if digests is not None and "file_digests" in f:
+        position = {key: i for i, key in enumerate(zip(file_ids, digests))}
+        keys = list(zip(ids, _strings(f["file_digests"])))
+    elif fingerprint and f.attrs.get("corpus") == fingerprint:
+        position = {fid: i for i, fid in enumerate(file_ids)}
+        keys = ids
+    else:
+        return {}
+    return {position[k]: j for j, k in enumerate(keys) if done[j] and k in position}
+
+
 class StoreWriter:
-    """Writes rows of a store in any order and in chunks, resuming from a previous `.partial`.
+    """Writes rows of a store in any order and in chunks, starting from every row an earlier run left that still
+    holds: its `.partial` (an interrupted run) or the complete store (made before clips were fixed, added or
+    removed), as long as the extractor and settings are the same.
 
     Args:
         path: final store path (`*.h5`).
@@ -77,41 +112,107 @@ class StoreWriter:
         settings: JSON-able dict of everything that changes the numbers.
         corpus_fingerprint: `Corpus.fingerprint` of the corpus the rows come from.
         corpus_root: recorded for people, not compared.
+        file_digests: `Corpus.file_digest` of each row's wav, aligned with `file_ids`; without them rows are
+            reused only from a store of the same corpus fingerprint.
     """
 
-    def __init__(self, path, file_ids: Sequence[str], extractor: str, settings: dict, corpus_fingerprint: str,
-                 corpus_root: str = ""):
+    COPY_ROWS = 4096  # rows read at a time when taking rows over from an earlier file
+
+    def __init__(self, path, file_ids: Sequence[str], extractor: str, settings: dict,
+                 corpus_fingerprint: str | None = None, corpus_root: str = "",
+                 file_digests: Sequence[str] | None = None):
         self.path = Path(path)
         self.partial = partial_path(self.path)
         self.file_ids = [str(f) for f in file_ids]
-        self.attrs = {"extractor": extractor, "settings": _canonical(settings), "corpus": corpus_fingerprint,
+        self.file_digests = None if file_digests is None else [str(d) for d in file_digests]
+        if self.file_digests is not None and len(self.file_digests) != len(self.file_ids):
+            raise ValueError(f"{len(self.file_digests)} file digests for {len(self.file_ids)} File_IDs")
+        self.attrs = {"extractor": extractor, "settings": _canonical(settings), "corpus": corpus_fingerprint or "",
                       "corpus_root": str(corpus_root)}
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.resumed = self._open()
 
+    def _same_recipe(self, f) -> bool:
+        return all(f.attrs.get(k) == self.attrs[k] for k in ("extractor", "settings"))
+
+    def _vouched(self, f) -> dict[int, int]:
+        return _vouched(f, self.file_ids, self.file_digests, self.attrs["corpus"]) if self._same_recipe(f) else {}
+
     def _open(self) -> int:
-        """Opens the partial file; returns how many rows an earlier run already wrote."""
-        if self.partial.exists():
-            try:
-                f = h5py.File(self.partial, "a")
-                same = all(f.attrs.get(k) == v for k, v in self.attrs.items())
-                ids = [s.decode() for s in f["file_ids"][()]] if "file_ids" in f else None
-                if same and ids == self.file_ids:
-                    self.h5 = f
-                    return int(f["done"][()].sum())
+        """Opens the partial file, filled with every reusable row; returns how many rows that is."""
+        if self.partial.exists() and self._continue_partial():
+            self._take_rows_from([self.path])
+        else:
+            # Built beside and moved into place, so the old partial can be read from until the new one is whole.
+            fresh = self.partial.with_name(self.partial.name + ".new")
+            self.h5 = h5py.File(fresh, "w")
+            self.h5.attrs["complete"] = False
+            self.h5.create_dataset("file_ids", data=np.array(self.file_ids, dtype=object), dtype=h5py.string_dtype())
+            self.h5.create_dataset("done", data=np.zeros(len(self.file_ids), dtype=bool))
+            self._write_identity()
+            self._take_rows_from([self.partial, self.path])
+            self.h5.close()
+            os.replace(fresh, self.partial)
+            self.h5 = h5py.File(self.partial, "a")
+        return int(self.h5["done"][()].sum())
+
+    def _continue_partial(self) -> bool:
+        """Resumes the partial file in place when it has the same rows in the same order (an interrupted run)."""
+        try:
+            f = h5py.File(self.partial, "a")
+        except OSError:
+            return False  # a partial file broken by a hard kill: start it again
+        try:
+            if not self._same_recipe(f) or _strings(f["file_ids"]) != self.file_ids:
                 f.close()
-            except (OSError, KeyError):
-                pass  # a partial file broken by a hard kill: start it again
-            self.partial.unlink()
-        self.h5 = h5py.File(self.partial, "w")
+                return False
+            keep = np.zeros(len(self.file_ids), dtype=bool)
+            keep[list(self._vouched(f))] = True
+            # Clear the rows whose audio changed before recording the new digests: a row marked done must never
+            # carry a digest it was not computed from, even if this is interrupted.
+            f["done"][...] = f["done"][()] & keep
+            f.flush()
+        except (OSError, KeyError):
+            f.close()
+            return False
+        self.h5 = f
+        self._write_identity()
+        return True
+
+    def _write_identity(self) -> None:
         for k, v in self.attrs.items():
             self.h5.attrs[k] = v
-        self.h5.attrs["complete"] = False
-        self.h5.create_dataset("file_ids", data=np.array(self.file_ids, dtype=object),
-                               dtype=h5py.string_dtype())
-        self.h5.create_dataset("done", data=np.zeros(len(self.file_ids), dtype=bool))
+        digests = None if self.file_digests is None else np.array(self.file_digests, dtype=object)
+        if "file_digests" in self.h5 and digests is not None:
+            self.h5["file_digests"][...] = digests
+        elif "file_digests" in self.h5:
+            del self.h5["file_digests"]  # rows written now would carry digests they were not computed from
+        elif digests is not None:
+            self.h5.create_dataset("file_digests", data=digests, dtype=h5py.string_dtype())
         self.h5.flush()
-        return 0
+
+    def _take_rows_from(self, paths) -> None:
+        """Copies every row still missing here that one of these files (same extractor and settings) holds."""
+        for path in paths:
+            if not path.exists():
+                continue
+            try:
+                with h5py.File(path, "r") as f:
+                    done = self.h5["done"][()]
+                    pairs = sorted((j, i) for i, j in self._vouched(f).items() if not done[i])
+                    if not pairs:
+                        continue
+                    source = np.array([j for j, _ in pairs])
+                    target = np.array([i for _, i in pairs])
+                    embeddings = f["embeddings"]
+                    # contiguous blocks: h5py's reads of scattered rows are slow
+                    for start in range(0, embeddings.shape[0], self.COPY_ROWS):
+                        inside = (source >= start) & (source < start + self.COPY_ROWS)
+                        if inside.any():
+                            block = embeddings[start:start + self.COPY_ROWS]
+                            self.write(target[inside], block[source[inside] - start])
+            except (OSError, KeyError):
+                pass  # a file broken by a hard kill: whatever it gave is kept, the rest is computed
 
     def pending(self) -> np.ndarray:
         """Indices of rows not written yet."""
@@ -131,9 +232,13 @@ class StoreWriter:
         if rows.shape[1] != emb.shape[1]:
             raise ValueError(f"rows have {rows.shape[1]} dims, store has {emb.shape[1]}")
         order = np.argsort(indices)  # h5py fancy indexing needs increasing indices
-        emb[indices[order]] = rows[order]
-        done = self.h5["done"]
-        done[indices[order]] = True
+        indices, rows = indices[order], rows[order]
+        if len(indices) and indices[-1] - indices[0] + 1 == len(indices):
+            where = slice(int(indices[0]), int(indices[-1]) + 1)  # a run of rows: a slice is far faster
+        else:
+            where = indices
+        emb[where] = rows
+        self.h5["done"][where] = True
         self.h5.flush()
 
     def finish(self) -> Path:
@@ -151,23 +256,65 @@ class StoreWriter:
             self.h5.close()
 
 
+def _rows_of(corpus, file_ids: Sequence[str], corpus_fingerprint: str | None, corpus_root: str):
+    """(fingerprint, per-row digests or None, root) of the rows `file_ids`, from `corpus` when given."""
+    if corpus is None:
+        return corpus_fingerprint, None, corpus_root
+    return corpus.fingerprint, [corpus.file_digest(fid) for fid in file_ids], corpus_root or str(corpus.root)
+
+
+def _another_corpus(path, attrs: dict, root, fingerprint, digests_compared: bool) -> StoreError:
+    if digests_compared:
+        return StoreError(f"{path}: made from another corpus: none of its rows matches a clip of {root} now "
+                          f"(File_ID and audio); delete it and rerun {remake_command(path, attrs.get('extractor'), root)}")
+    return StoreError(f"{path}: made from another corpus ({attrs.get('corpus_root')}, fingerprint "
+                      f"{attrs.get('corpus')}) than this one (fingerprint {fingerprint}); delete it to rebuild")
+
+
+def _before_digests(path, attrs: dict, root, fingerprint) -> StoreError:
+    return StoreError(f"{path}: made before stores kept per-file digests, from other audio than {root} holds now "
+                      f"(corpus fingerprint {attrs.get('corpus')}, now {fingerprint}: files changed since, or another "
+                      "corpus), so which of its rows still hold cannot be told; delete it and rerun "
+                      f"{remake_command(path, attrs.get('extractor'), root)}")
+
+
 def build_store(path, file_ids: Sequence[str], embed: Callable[[list[str]], np.ndarray], *, extractor: str,
-                settings: dict, corpus_fingerprint: str, corpus_root: str = "", batch_size: int = 16,
-                progress: bool = True, desc: str | None = None) -> Path:
-    """Runs `embed` over `file_ids` in batches into a store, resuming an interrupted run.
+                settings: dict, corpus=None, corpus_fingerprint: str | None = None, corpus_root: str = "",
+                batch_size: int = 16, progress: bool = True, desc: str | None = None) -> Path:
+    """Runs `embed` over `file_ids` in batches into a store, computing only the rows no earlier run left.
 
     `embed(ids) -> [len(ids), dims]` may raise AudioError for a bad file: the batch is then retried one file at a
     time, every other row is still written, and the bad files are listed together at the end (the store stays
     `.partial`, so a rerun after fixing them computes only those).
 
+    Args:
+        corpus: the `Corpus` the rows come from (its fingerprint, root and per-file digests). Without it,
+            `corpus_fingerprint` and `corpus_root`, and rows are reused only from a store of the same fingerprint.
+
     Returns:
-        the path of the complete store. If it already exists (complete) and matches, nothing is recomputed.
+        the path of the complete store. If it already exists with these rows from the same audio, nothing is
+        recomputed; if it has the same extractor and settings, only the clips added or changed since are.
+
+    Raises:
+        StoreError: a complete store at `path` made by another extractor or settings, or none of whose rows
+            belongs to this corpus (delete it to rebuild), or files that could not be read.
     """
     path = Path(path)
+    file_ids = [str(f) for f in file_ids]
+    fingerprint, digests, root = _rows_of(corpus, file_ids, corpus_fingerprint, corpus_root)
     if path.exists():
-        check_store(path, extractor=extractor, settings=settings, corpus_fingerprint=corpus_fingerprint)
-        return path
-    writer = StoreWriter(path, file_ids, extractor, settings, corpus_fingerprint, corpus_root)
+        attrs = check_store(path, extractor=extractor, settings=settings)
+        with _reading(path) as f:
+            vouched = _vouched(f, file_ids, digests, fingerprint)
+            same_rows = _strings(f["file_ids"]) == file_ids
+            has_digests = "file_digests" in f
+        if same_rows and len(vouched) == len(file_ids) and (digests is None or has_digests):
+            return path
+        if file_ids and not vouched:
+            if digests is not None and not has_digests:
+                raise _before_digests(path, attrs, root, fingerprint)
+            raise _another_corpus(path, attrs, root, fingerprint, digests_compared=digests is not None)
+    writer = StoreWriter(path, file_ids, extractor, settings, fingerprint, root, digests)
     failures: list[str] = []
     try:
         todo = writer.pending()
@@ -216,8 +363,12 @@ def store_identity(path) -> str:
 
 
 def check_store(path, *, extractor: str | None = None, settings: dict | None = None,
-                corpus_fingerprint: str | None = None) -> dict:
+                corpus_fingerprint: str | None = None, corpus=None, file_ids: Sequence[str] | None = None) -> dict:
     """Refuses a store that is missing, incomplete, or made from another corpus, extractor or settings.
+
+    `corpus` (a `Corpus`) checks the rows `file_ids` (default: every row of the store that is a clip of the corpus)
+    against the audio the corpus holds now, by per-file digest: rows of other clips may have changed. The
+    stricter `corpus_fingerprint` refuses a store unless it was made from exactly this corpus state.
 
     Returns its attributes. The error says which of these differs and how.
     """
@@ -229,8 +380,7 @@ def check_store(path, *, extractor: str | None = None, settings: dict | None = N
     if not attrs.get("complete", False):
         raise StoreError(f"{path}: store is incomplete")
     if corpus_fingerprint is not None and attrs.get("corpus") != corpus_fingerprint:
-        raise StoreError(f"{path}: made from another corpus ({attrs.get('corpus_root')}, fingerprint "
-                         f"{attrs.get('corpus')}) than this one (fingerprint {corpus_fingerprint}); delete it to rebuild")
+        raise _another_corpus(path, attrs, None, corpus_fingerprint, digests_compared=False)
     if extractor is not None and attrs.get("extractor") != extractor:
         raise StoreError(f"{path}: made by extractor {attrs.get('extractor')!r}, not {extractor!r}")
     if settings is not None:
@@ -239,15 +389,44 @@ def check_store(path, *, extractor: str | None = None, settings: dict | None = N
         if diff:
             detail = ", ".join(f"{k}: store has {attrs['settings'].get(k)!r}, wanted {ours.get(k)!r}" for k in diff)
             raise StoreError(f"{path}: made with other extractor settings ({detail}); delete it to rebuild")
+    if corpus is not None:
+        _check_audio(path, attrs, corpus, file_ids)
     return attrs
 
 
-def read_store(path, file_ids: Sequence[str], *, corpus_fingerprint: str | None = None,
-               extractor: str | None = None, settings: dict | None = None) -> np.ndarray:
-    """Rows of a complete store aligned to `file_ids` (e.g. one corpus split), as float32 `[len(file_ids), dims]`."""
-    check_store(path, extractor=extractor, settings=settings, corpus_fingerprint=corpus_fingerprint)
+def _check_audio(path, attrs: dict, corpus, file_ids: Sequence[str] | None) -> None:
     with _reading(path) as f:
-        stored = [s.decode() for s in f["file_ids"][()]]
+        stored = _strings(f["file_ids"])
+        digests = _strings(f["file_digests"]) if "file_digests" in f else None
+    if digests is None:
+        if attrs.get("corpus") != corpus.fingerprint:
+            raise _before_digests(path, attrs, corpus.root, corpus.fingerprint)
+        return
+    stored_digest = dict(zip(stored, digests))
+    in_corpus = set(corpus.file_ids())
+    checked = [fid for fid in (corpus.file_ids() if file_ids is None else file_ids) if fid in stored_digest]
+    changed = [fid for fid in checked if stored_digest[fid] != corpus.file_digest(fid)]
+    if not changed:
+        return
+    if all(stored_digest[fid] != corpus.file_digest(fid) for fid in stored if fid in in_corpus):
+        raise _another_corpus(path, attrs, corpus.root, corpus.fingerprint, digests_compared=True)
+    examples = ", ".join(f"{fid} ({corpus.wav_path(fid)})" for fid in changed[:5])
+    more = f" and {len(changed) - 5} more" if len(changed) > 5 else ""
+    raise StoreError(f"{path}: {len(changed)} of {len(checked)} row(s) were computed from audio that has changed "
+                     f"since: {examples}{more}; rerun {remake_command(path, attrs.get('extractor'), corpus.root)} "
+                     "to recompute just those rows")
+
+
+def read_store(path, file_ids: Sequence[str], *, corpus=None, corpus_fingerprint: str | None = None,
+               extractor: str | None = None, settings: dict | None = None) -> np.ndarray:
+    """Rows of a complete store aligned to `file_ids` (e.g. one corpus split), as float32 `[len(file_ids), dims]`.
+
+    With `corpus`, each row read must come from the audio its clip has now (see `check_store`).
+    """
+    check_store(path, extractor=extractor, settings=settings, corpus_fingerprint=corpus_fingerprint, corpus=corpus,
+                file_ids=file_ids)
+    with _reading(path) as f:
+        stored = _strings(f["file_ids"])
         emb = f["embeddings"][()]
     row_of = {fid: i for i, fid in enumerate(stored)}
     missing = [fid for fid in file_ids if fid not in row_of]
@@ -256,6 +435,8 @@ def read_store(path, file_ids: Sequence[str], *, corpus_fingerprint: str | None 
     return emb[[row_of[fid] for fid in file_ids]]
 
 
-def read_fused(paths: Sequence, file_ids: Sequence[str], *, corpus_fingerprint: str | None = None) -> np.ndarray:
+def read_fused(paths: Sequence, file_ids: Sequence[str], *, corpus=None,
+               corpus_fingerprint: str | None = None) -> np.ndarray:
     """Early fusion: the stores' rows for `file_ids`, concatenated in the order of `paths`."""
-    return np.concatenate([read_store(p, file_ids, corpus_fingerprint=corpus_fingerprint) for p in paths], axis=1)
+    return np.concatenate([read_store(p, file_ids, corpus=corpus, corpus_fingerprint=corpus_fingerprint)
+                           for p in paths], axis=1)

@@ -269,5 +269,4 @@ def extract_network(net: Network, corpus: Corpus, work, *, progress: bool = True
         return embed_clips(embedder, sub, hop_frames=hop_frames)
 
     return build_store(feature_store(work, net.name), ids, embed, extractor=f"frame_cnn:{net.name}",
-                       settings=settings, corpus_fingerprint=corpus.fingerprint, corpus_root=str(corpus.root),
-                       batch_size=256, progress=progress, desc=net.label)
+                       settings=settings, corpus=corpus, batch_size=256, progress=progress, desc=net.label)

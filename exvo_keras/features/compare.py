@@ -124,8 +124,7 @@ def extract_compare(corpus: Corpus, out_path, *, jobs: int = 1, progress: bool =
 
     try:
         return build_store(out_path, corpus.file_ids(), embed, extractor=EXTRACTOR, settings=settings,
-                           corpus_fingerprint=corpus.fingerprint, corpus_root=str(corpus.root),
-                           batch_size=32 * jobs, progress=progress, desc="ComParE")
+                           corpus=corpus, batch_size=32 * jobs, progress=progress, desc="ComParE")
     finally:
         if workers is not None:
             workers.close()

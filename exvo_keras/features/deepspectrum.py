@@ -98,5 +98,5 @@ def extract_deepspectrum(corpus: Corpus, weights, out_path, *, batch_size: int =
         return np.asarray(model[0].predict(images, batch_size=batch_size, verbose=0), np.float32)
 
     return build_store(out_path, corpus.file_ids(), embed, extractor=EXTRACTOR, settings=settings,
-                       corpus_fingerprint=corpus.fingerprint, corpus_root=str(corpus.root), batch_size=batch_size,
+                       corpus=corpus, batch_size=batch_size,
                        progress=progress, desc="DeepSpectrum")

@@ -484,8 +484,7 @@ def extract_ssl(corpus: Corpus, encoder_or_checkpoint, out_path, *, layer=None,
 
     name = desc or f"{source.model_type} layer {resolved}" + (f" shard {settings['shard']}" if parsed else "")
     return build_store(out_path, file_ids, embed, extractor=EXTRACTOR, settings=settings,
-                       corpus_fingerprint=corpus.fingerprint, corpus_root=str(corpus.root),
-                       batch_size=chunk_clips, progress=progress, desc=name)
+                       corpus=corpus, batch_size=chunk_clips, progress=progress, desc=name)
 
 
 def extract_feature_set(name: str, corpus: Corpus, work, *, ssl_dir=None, seed: int = 0, **kwargs) -> Path:
@@ -514,7 +513,7 @@ def merge_shards(paths: Sequence, out_path, corpus: Corpus, *, progress: bool = 
     paths = [Path(p) for p in paths]
     if not paths:
         raise StoreError("merge_shards: no shard stores given")
-    attrs = [check_store(p, corpus_fingerprint=corpus.fingerprint) for p in paths]
+    attrs = [check_store(p, corpus=corpus) for p in paths]
     for path, a in zip(paths, attrs):
         if "shard" not in a["settings"]:
             raise StoreError(f"{path}: not a shard store (its settings have no 'shard')")
@@ -564,8 +563,7 @@ def merge_shards(paths: Sequence, out_path, corpus: Corpus, *, progress: bool = 
             return out
 
         return build_store(out_path, file_ids, rows, extractor=attrs[0]["extractor"], settings=base,
-                           corpus_fingerprint=corpus.fingerprint, corpus_root=str(corpus.root),
-                           batch_size=4096, progress=progress, desc="merging shards")
+                           corpus=corpus, batch_size=4096, progress=progress, desc="merging shards")
     finally:
         for handle in handles:
             handle.close()
