@@ -2,13 +2,13 @@
 
 The model is loaded with plain `tf.saved_model.load` (no Keras or exvo_keras code runs in it): any folder
 written by `exvo_keras.export.export_system` works, also one copied to a machine without this package's
-training code. Files are read with `exvo_keras.data.audio.load_audio` (any soundfile format, first channel,
-other rates resampled to 16 kHz with scipy) and fed to the `serve_waveform` signature in batches of similar
-length, so little compute goes to padding.
+training code. Files are read with `exvo_keras.data.audio.load_audio` (any format soundfile decodes: wav, flac,
+ogg, mp3, ...; first channel, other rates resampled to 16 kHz with scipy) and fed to the `serve_waveform`
+signature in batches of similar length, so little compute goes to padding.
 
-Bad inputs do not stop the run: a missing, empty, corrupt or too short (< 50 ms) file, or a batch the model
-fails on (then retried clip by clip), is skipped and listed at the end with its reason; every other file is
-predicted.
+Bad inputs do not stop the run: a missing, empty, corrupt, truncated or too short (< 50 ms) file, or a batch the
+model fails on (then retried clip by clip), is skipped and listed at the end with its reason, as is whatever a
+folder holds besides audio files (subfolders, other extensions); every other file is predicted.
 """
 
 from __future__ import annotations
@@ -21,10 +21,9 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from exvo_keras.data.audio import AudioError, audio_info, load_audio
+from exvo_keras.data.audio import AUDIO_SUFFIXES, AudioError, audio_info, load_audio
 from exvo_keras.data.labels import EMOTIONS, SAMPLE_RATE
 
-AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
 COLUMNS = ("File_ID", "Country", "Age", *EMOTIONS)
 ENDPOINT = "serve_waveform"
 
@@ -45,14 +44,25 @@ def file_id(path) -> str:
 
 
 def collect_inputs(inputs: Sequence) -> tuple[list[Path], list[tuple[str, str]]]:
-    """Audio files named directly or found in folders (not recursive, sorted by name); missing paths listed."""
+    """Audio files named directly or found in folders (not recursive, sorted by name), and every path left out
+    with the reason: missing, or in a folder but not audio (a subfolder, another extension). A file named
+    directly is tried whatever its extension (soundfile goes by the content)."""
     files, failures = [], []
     for item in inputs:
         path = Path(item)
         if path.is_dir():
-            found = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES)
+            found = []
+            for p in sorted(path.iterdir()):
+                if p.is_dir():
+                    failures.append((str(p), "skipped: a folder (folders inside folders are not searched)"))
+                elif p.suffix.lower() in AUDIO_SUFFIXES:
+                    found.append(p)
+                else:
+                    failures.append((str(p), f"skipped: {p.suffix or 'no extension'} is not an audio file "
+                                             "extension soundfile decodes"))
             if not found:
-                failures.append((str(path), f"folder holds no audio files ({', '.join(AUDIO_SUFFIXES)})"))
+                failures.append((str(path), "folder holds no audio files (none of the extensions soundfile "
+                                            "decodes: .wav, .flac, .ogg, .mp3, ...)"))
             files.extend(found)
         elif path.exists():
             files.append(path)

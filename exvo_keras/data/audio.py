@@ -23,6 +23,15 @@ from exvo_keras.data.labels import SAMPLE_RATE
 MIN_DURATION_S = 0.05
 
 
+# soundfile names formats, not file extensions: the usual extensions that differ from a format's name. RAW is
+# left out: without a header, soundfile needs the rate and channels given.
+_EXTRA_SUFFIXES = {"AIFF": (".aif", ".aifc"), "OGG": (".oga", ".opus"), "MAT4": (".mat",), "MAT5": (".mat",),
+                   "IRCAM": (".sf",), "NIST": (".sph",), "SVX": (".8svx", ".iff")}
+# File extensions (lower case) of every format this libsndfile decodes: wav, flac, ogg, mp3, aiff, ...
+AUDIO_SUFFIXES = tuple(sorted({suffix for name in sf.available_formats() if name != "RAW"
+                               for suffix in (f".{name.lower()}", *_EXTRA_SUFFIXES.get(name, ()))}))
+
+
 class AudioError(ValueError):
     """An audio file that cannot be used; the message names the file and the problem."""
 
