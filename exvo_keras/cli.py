@@ -139,7 +139,9 @@ def cmd_train_network(args) -> int:
             continue
         metrics = json.loads((folder / "metrics.json").read_text())
         val = metrics.get("Val")
-        score = f"Val UAR {val['uar']:.3f}, WAR {val['war']:.3f}" if val else \
+        score = f"Val UAR {val['uar']:.3f}, WAR {val['war']:.3f}" + (
+            f" (collapsed: predicts class {val['predicted_classes'][0]} for every clip)"
+            if val.get("collapsed") else "") if val else \
             f"cross-validation clip accuracy {metrics.get('cv_clip_accuracy', float('nan')):.3f}"
         print(f"{net.label} ({metrics['profile']} profile): {score}")
     return 0

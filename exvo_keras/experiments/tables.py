@@ -374,8 +374,11 @@ def table1_frame(work) -> pd.DataFrame:
         metrics_path = network_dir(work, net) / "metrics.json"
         if metrics_path.exists():
             metrics = json.loads(metrics_path.read_text())
-            rec.update(status="run", profile=metrics.get("profile"), ours_uar=metrics["Val"]["uar"],
-                       ours_war=metrics["Val"]["war"])
+            collapsed = metrics["Val"].get("collapsed")
+            rec.update(status="run: collapsed to one class (UAR = 1 / classes)" if collapsed else "run",
+                       profile=metrics.get("profile"), ours_uar=metrics["Val"]["uar"], ours_war=metrics["Val"]["war"],
+                       class_weighting=metrics.get("class_weighting")
+                       or ("supplied weights" if metrics.get("weights") else "none"))
         else:
             rec["status"] = f"not run: python -m exvo_keras train-network {name}"
         rec["paper_uar"] = paper.loc[net.label, "uar"]
@@ -387,14 +390,15 @@ def table1_frame(work) -> pd.DataFrame:
 
 
 def table1_markdown(frame: pd.DataFrame, note: str) -> str:
-    head = ["System", "Classifier", "UAR ours", "WAR ours", "UAR paper", "WAR paper", "Δ UAR", "Profile", "Status"]
+    head = ["System", "Classifier", "UAR ours", "WAR ours", "UAR paper", "WAR paper", "Δ UAR", "Profile",
+            "Class weights", "Status"]
     lines = ["# Table 1", "", note, "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for _, r in frame.iterrows():
         diff = r.get("diff_uar")
         cells = [r["system"], r["classifier"], _fmt(r.get("ours_uar")), _fmt(r.get("ours_war")),
                  _fmt(r["paper_uar"]), _fmt(r["paper_war"]),
                  "—" if diff is None or pd.isna(diff) else f"{diff:+.3f}", str(r.get("profile") or "—"),
-                 str(r["status"])]
+                 "—" if pd.isna(r.get("class_weighting")) else str(r["class_weighting"]), str(r["status"])]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 

@@ -51,6 +51,10 @@ class FrameTraining:
     seed: int = 0
     profile: str = "paper"
     class_names: list[str] = field(default_factory=list)
+    # "balanced": each window weighted by the inverse of its class's share of the training windows, so every
+    # class counts alike in the loss, as it does in UAR (country, by which the CR networks are scored); "none":
+    # Idiap's plain cross-entropy, which lets a network settle on the majority class.
+    class_weighting: str = "balanced"
 
     @classmethod
     def from_profile(cls, profile: str, **kwargs) -> "FrameTraining":
@@ -100,6 +104,26 @@ def _keras_halving_callback():
     return HalveOnPlateau
 
 
+def class_weights(labels: np.ndarray, lengths: Sequence[int], cfg: FrameTraining) -> dict[int, float] | None:
+    """{class: weight} for Keras's `class_weight`, from each class's share of the training windows, or None.
+
+    A clip gives one window per `hop_frames` frames of 10 ms, so a class's share is counted in windows, not
+    clips. Weights average 1 over the windows, so the learning rate keeps its meaning.
+    """
+    from exvo_keras.data.pipeline import FRAME_SAMPLES
+
+    if cfg.class_weighting == "none":
+        return None
+    if cfg.class_weighting != "balanced":
+        raise ValueError(f"class_weighting must be 'balanced' or 'none', got {cfg.class_weighting!r}")
+    windows = np.array([-(-max(n // FRAME_SAMPLES, 1) // cfg.hop_frames) for n in lengths], np.float64)
+    per_class = np.bincount(np.asarray(labels, np.int64), weights=windows, minlength=len(cfg.class_names))
+    present = per_class > 0
+    weight = np.zeros_like(per_class)
+    weight[present] = per_class.sum() / (present.sum() * per_class[present])
+    return {int(c): float(w) for c, w in enumerate(weight) if present[c]}
+
+
 def _atomic_save(model, path: Path) -> None:
     tmp = path.with_name(path.name[: -len(".keras")] + ".tmp.keras")
     model.save(tmp)
@@ -135,8 +159,9 @@ def train_frame_cnn(run_dir, fit: ClipSet, cv: ClipSet, cfg: FrameTraining, *, v
     def lengths(clips):
         return [len(clips.load(i)) for i in range(len(clips.keys))]
 
+    fit_lengths = lengths(fit)
     train_ds = training_windows(fit.load, fit.labels, hop_frames=cfg.hop_frames, batch_size=cfg.batch_size,
-                                seed=cfg.seed, lengths=lengths(fit), first_epoch=state["epoch"] + 1)
+                                seed=cfg.seed, lengths=fit_lengths, first_epoch=state["epoch"] + 1)
     cv_ds = training_windows(cv.load, cv.labels, hop_frames=cfg.hop_frames, batch_size=1024, seed=cfg.seed,
                              shuffle_buffer=1, lengths=lengths(cv)).cache()
     Halve = _keras_halving_callback()
@@ -156,7 +181,8 @@ def train_frame_cnn(run_dir, fit: ClipSet, cv: ClipSet, cfg: FrameTraining, *, v
                  keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=True),
                  keras.callbacks.TensorBoard(str(run_dir / "tensorboard"), write_graph=False, profile_batch=0)]
     model.fit(train_ds, validation_data=cv_ds, epochs=cfg.max_epochs, initial_epoch=state["epoch"] + 1,
-              callbacks=callbacks, shuffle=False, verbose=verbose)
+              callbacks=callbacks, shuffle=False, verbose=verbose,
+              class_weight=class_weights(fit.labels, fit_lengths, cfg))
     state["done"] = True
     atomic_write_json(state_path, state)
     return keras.saving.load_model(run_dir / "best.keras")

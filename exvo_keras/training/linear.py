@@ -37,53 +37,50 @@ def _pick(scores: dict[float, float]) -> float:
     return max(scores, key=lambda k: (scores[k], -list(scores).index(k)))
 
 
-def fit_linear(Z_fit, y_fit, Z_dev, y_dev, age_mean: float, age_std: float, refit: bool = True):
-    """Chooses the ridge and logistic penalties on the dev rows, then (refit) refits on fit + dev.
+def choose_penalties(Z_fit, y_fit, Z_dev, y_dev, age_mean: float, age_std: float) -> dict:
+    """The ridge and logistic penalties that score best on the dev rows, each task on its own metric.
 
     Z_*: standardised features; y_*: label dicts (emotion [n, 10], age [n] in years, country [n]).
-    Returns (weights, history): weights maps the linear head's layer names to [kernel, bias]; history records
-    the dev score of every grid value and the values chosen.
+    Returns the dev score of every grid value, the values chosen, and which of them sit at a grid edge.
     """
-    # Ridge regularises the intercept out of the penalty, which suits a fixed-column output (ridge alphas are
-    # ordered strongest first so ties keep the simpler model).
+    # Strongest penalty first, so that a tie keeps the simpler model.
     alphas = sorted(RIDGE_ALPHAS, reverse=True)
     cs = sorted(LOGISTIC_CS)
-    age_z = lambda y: (np.asarray(y["age"], np.float64) - age_mean) / age_std  # noqa: E731
     emo_dev, age_dev = {}, {}
     for a in alphas:
-        model = _ridge(Z_fit, np.column_stack([y_fit["emotion"], age_z(y_fit)]), a)
-        pred = model.predict(Z_dev)
+        pred = _ridge(Z_fit, np.column_stack([y_fit["emotion"], _age_z(y_fit, age_mean, age_std)]), a).predict(Z_dev)
         emo_dev[a] = float(np.mean([ccc(y_dev["emotion"][:, i], pred[:, i]) for i in range(pred.shape[1] - 1)]))
         age_dev[a] = -float(np.mean(np.abs(pred[:, -1] * age_std + age_mean - y_dev["age"])))
-    cou_dev = {}
-    for c in cs:
-        cou_dev[c] = float(uar(y_dev["country"], _logistic(Z_fit, y_fit["country"], c).predict(Z_dev)))
+    cou_dev = {c: float(uar(y_dev["country"], _logistic(Z_fit, y_fit["country"], c).predict(Z_dev))) for c in cs}
     alpha_emo, alpha_age, C = _pick(emo_dev), _pick(age_dev), _pick(cou_dev)
+    return {"dev_emo_ccc": {str(k): v for k, v in emo_dev.items()},
+            "dev_age_mae": {str(k): -v for k, v in age_dev.items()},
+            "dev_cou_uar": {str(k): v for k, v in cou_dev.items()},
+            "alpha_emotion": alpha_emo, "alpha_age": alpha_age, "C_country": C,
+            "at_grid_edge": [name for name, v, grid in (("alpha_emotion", alpha_emo, alphas),
+                                                        ("alpha_age", alpha_age, alphas),
+                                                        ("C_country", C, cs)) if v in (grid[0], grid[-1])]}
 
-    Z, y = Z_fit, y_fit
-    if refit:
-        Z = np.concatenate([Z_fit, Z_dev])
-        y = {k: np.concatenate([y_fit[k], y_dev[k]]) for k in y_fit}
-    emo = _ridge(Z, y["emotion"], alpha_emo)
-    age = _ridge(Z, age_z(y), alpha_age)
-    cou = _logistic(Z, y["country"], C)
+
+def _age_z(y, age_mean, age_std):
+    return (np.asarray(y["age"], np.float64) - age_mean) / age_std
+
+
+def linear_weights(Z, y, penalties: dict, age_mean: float, age_std: float) -> dict[str, list[np.ndarray]]:
+    """Fits the three tasks with the chosen penalties; returns {linear head layer name: [kernel, bias]}."""
+    emo = _ridge(Z, y["emotion"], penalties["alpha_emotion"])
+    age = _ridge(Z, _age_z(y, age_mean, age_std), penalties["alpha_age"])
+    cou = _logistic(Z, y["country"], penalties["C_country"])
     # A country absent from Train gets no logit column from scikit-learn: a very negative bias keeps it unpredicted.
     kernel = np.zeros((Z.shape[1], len(COUNTRIES)))
     bias = np.full(len(COUNTRIES), -1e4)
+    # Binary logistic regression gives one logit f for class 1: softmax([-f/2, f/2]) is sigmoid(f).
     coef = cou.coef_ if len(cou.classes_) > 2 else np.vstack([-cou.coef_[0] / 2, cou.coef_[0] / 2])
     intercept = cou.intercept_ if len(cou.classes_) > 2 else np.array([-cou.intercept_[0] / 2,
                                                                        cou.intercept_[0] / 2])
     for j, cls in enumerate(cou.classes_):
         kernel[:, int(cls)] = coef[j]
         bias[int(cls)] = intercept[j]
-    weights = {"emotion_out": [emo.coef_.T, emo.intercept_], "age_z_out": [age.coef_.reshape(-1, 1),
-                                                                         np.atleast_1d(age.intercept_)],
-               "country_out": [kernel, bias]}
-    history = {"dev_emo_ccc": {str(k): v for k, v in emo_dev.items()},
-               "dev_age_mae": {str(k): -v for k, v in age_dev.items()},
-               "dev_cou_uar": {str(k): v for k, v in cou_dev.items()},
-               "alpha_emotion": alpha_emo, "alpha_age": alpha_age, "C_country": C,
-               "at_grid_edge": [name for name, v, grid in (("alpha_emotion", alpha_emo, alphas),
-                                                           ("alpha_age", alpha_age, alphas),
-                                                           ("C_country", C, cs)) if v in (grid[0], grid[-1])]}
-    return weights, history
+    return {"emotion_out": [emo.coef_.T, emo.intercept_],
+            "age_z_out": [age.coef_.reshape(-1, 1), np.atleast_1d(age.intercept_)],
+            "country_out": [kernel, bias]}

@@ -163,6 +163,9 @@ def test_exvo_network_is_trained_and_scored_on_val(exvo_run):
     np.testing.assert_array_equal(decisions["true"], hard_labels(corpus, "Val", "emotion"))
     assert val["uar"] == pytest.approx(uar(decisions["true"], decisions["predicted"]))
     assert val["war"] == pytest.approx(war(decisions["true"], decisions["predicted"]))
+    assert val["predicted_classes"] == sorted(set(decisions["predicted"]))
+    assert val["collapsed"] == (decisions["predicted"].nunique() == 1)
+    assert metrics["class_weighting"] == "balanced"
     # the decisions are the best model's, on each Val clip's own audio
     model = keras.saving.load_model(folder / "best.keras")
     expected = utterance_decisions(model, _raw_clips(corpus, corpus.file_ids("Val")), hop_frames=10)
@@ -267,3 +270,24 @@ def test_network_registry():
     assert network("raw_asr").architecture == "asr" and network("zff_exvo_cr").task == "country"
     with pytest.raises(KeyError, match="raw_exvo_er"):
         network("raw_exvo")
+
+
+def test_table1_reports_a_network_that_collapsed_to_one_class(exvo_run):
+    from exvo_keras.experiments.tables import table1_frame, table1_markdown
+
+    corpus, work, folder = exvo_run
+    metrics = json.loads((folder / "metrics.json").read_text())
+    saved = (folder / "metrics.json").read_text()
+    try:
+        metrics["Val"].update(collapsed=True, predicted_classes=[2])
+        (folder / "metrics.json").write_text(json.dumps(metrics))
+        frame = table1_frame(work)
+        row = frame[frame["system"] == network("raw_exvo_er").label].iloc[0]
+        assert row["status"].startswith("run: collapsed to one class")
+        assert "collapsed to one class" in table1_markdown(frame, "")
+        metrics["Val"]["collapsed"] = False
+        (folder / "metrics.json").write_text(json.dumps(metrics))
+        frame = table1_frame(work)
+        assert frame[frame["system"] == network("raw_exvo_er").label].iloc[0]["status"] == "run"
+    finally:
+        (folder / "metrics.json").write_text(saved)

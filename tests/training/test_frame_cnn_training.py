@@ -293,3 +293,20 @@ def test_utterance_decision_is_the_argmax_of_mean_posteriors(untrained, odd_clip
     for i in range(len(odd_clips.keys)):
         post = np.asarray(untrained(clip_windows(odd_clips.load(i), HOP), training=False))
         assert pred[i] == post.mean(axis=0).argmax()
+
+
+def test_balanced_class_weights_make_every_class_count_alike_in_windows():
+    from exvo_keras.data.pipeline import FRAME_SAMPLES
+    from exvo_keras.training.frame_cnn import class_weights
+
+    cfg = FrameTraining(class_names=["a", "b", "c"], hop_frames=2)
+    labels = np.array([0, 0, 0, 1, 2])
+    lengths = [10 * FRAME_SAMPLES] * 3 + [40 * FRAME_SAMPLES, 5 * FRAME_SAMPLES]  # windows 5, 5, 5, 20, 3
+    weights = class_weights(labels, lengths, cfg)
+    windows = np.array([15.0, 20.0, 3.0])
+    totals = [weights[c] * windows[c] for c in range(3)]
+    np.testing.assert_allclose(totals, totals[0])
+    assert sum(weights[c] * windows[c] for c in range(3)) == pytest.approx(windows.sum())  # mean weight 1
+    assert class_weights(labels, lengths, FrameTraining(class_names=["a", "b", "c"], class_weighting="none")) is None
+    # a class with no training clip gets no weight (Keras would otherwise divide by its zero count)
+    assert set(class_weights(np.array([0, 2]), lengths[:2], cfg)) == {0, 2}
