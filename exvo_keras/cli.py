@@ -61,7 +61,7 @@ def cmd_extract_compare(args) -> int:
     corpus = load_corpus(args.data)
     out = Path(args.out) if args.out else feature_store(args.work, "compare")
     if out.exists():
-        print(f"{out}: complete, skipped")
+        print(f"{out}: exists; only clips that are new or changed since are computed")
     path = extract_compare(corpus, out, jobs=args.jobs, progress=not args.quiet)
     print(f"ComParE store: {path}")
     return 0

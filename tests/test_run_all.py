@@ -9,7 +9,8 @@ def test_run_all_on_a_real_format_folder_then_resumes(reproduced):
     assert first.returncode == 0, first.stderr[-3000:]
     table = (results / "table2.md").read_text()
     compare_rows = [line for line in table.splitlines() if line.startswith("| ComParE |")]
-    assert len(compare_rows) == 3 and not any("not run" in line for line in compare_rows)
+    assert len(compare_rows) == 4 and not any("not run" in line for line in compare_rows)
+    assert "| ComParE | Linear reference | 1 |" in table
     # no out-of-domain lists here: those rows say what to supply; the ExVo networks ran
     assert "| Raw(SER) | Sys-1 |" in table and "not run: supply" in table
     assert "| Raw(ExVo)-ER | Sys-2 | 1 |" in table
@@ -25,9 +26,9 @@ def test_run_all_on_a_real_format_folder_then_resumes(reproduced):
     for png in ("figure2.png", "s_mtl_comparison.png"):
         assert (results / png).stat().st_size > 10_000
     models = sorted(work.glob("runs/*/seed_0/model.keras"))
-    # ComParE ×3, Raw/Zff(ExVo)-ER ×2 each, the three random-init SSL encoders ×2, and the two fusions that
-    # need no out-of-domain network (+Zff(ExVo)-ER, +WavLM) ×2
-    assert len(models) == 3 + 4 + 6 + 4
+    # ComParE ×3 and its linear reference, Raw/Zff(ExVo)-ER ×2 each, the three random-init SSL encoders ×2, and
+    # the two fusions that need no out-of-domain network (+Zff(ExVo)-ER, +WavLM) ×2; each with a linear reference
+    assert len(models) == 4 + 2 * 3 + 3 * 3 + 2 * 3
     assert "| WavLM (random-init encoder) | Sys-2 | 1 |" in table
     stamps = [m.stat().st_mtime_ns for m in models]
 
@@ -35,6 +36,24 @@ def test_run_all_on_a_real_format_folder_then_resumes(reproduced):
     assert second.returncode == 0, second.stderr[-3000:]
     assert "complete, skipped" in second.stdout
     assert [m.stat().st_mtime_ns for m in models] == stamps  # nothing was trained again
+
+
+def test_a_second_run_from_scratch_reproduces_the_tables_byte_for_byte(reproduced, tmp_path):
+    data, work, results, args, first = reproduced
+    assert first.returncode == 0, first.stderr[-3000:]
+    again = tmp_path / "results"
+    fresh = list(args)
+    fresh[fresh.index("--work") + 1] = str(tmp_path / "work")
+    fresh[fresh.index("--results") + 1] = str(again)
+    fresh[fresh.index("--saved-models") + 1] = str(tmp_path / "saved_models")
+    second = _run_all(*fresh)
+    assert second.returncode == 0, second.stderr[-3000:]
+    tables = sorted(p.name for p in results.glob("table*.*"))
+    assert len(tables) == 6
+    for name in tables:
+        # the work folder is named in the notes; everything else must be the same bytes
+        ours = (again / name).read_text().replace(str(tmp_path / "work"), "WORK")
+        assert ours == (results / name).read_text().replace(str(work), "WORK"), name
 
 
 def test_run_all_stops_on_a_broken_corpus_naming_the_problem(tmp_path):
