@@ -75,10 +75,17 @@ class _Workers:
         from concurrent.futures import ProcessPoolExecutor
         from concurrent.futures.process import BrokenProcessPool
 
-        if self._pool is None:
-            self._pool = ProcessPoolExecutor(self.jobs, mp_context=multiprocessing.get_context("spawn"),
-                                             initializer=_init_worker)
-        futures = [self._pool.submit(_functionals, p) for p in paths]
+        def submit():
+            if self._pool is None:
+                self._pool = ProcessPoolExecutor(self.jobs, mp_context=multiprocessing.get_context("spawn"),
+                                                 initializer=_init_worker)
+            return [self._pool.submit(_functionals, p) for p in paths]
+
+        try:
+            futures = submit()
+        except BrokenProcessPool:  # a worker died between batches: no file of this one is to blame
+            self.close()
+            futures = submit()
         results, broken = [], False
         for future in futures:
             try:

@@ -1,5 +1,6 @@
 import subprocess
 import sys
+import time
 
 import h5py
 import numpy as np
@@ -89,3 +90,27 @@ def test_any_extraction_error_is_a_failure_of_that_file(tmp_path, monkeypatch):
     assert "00103.wav: feature extraction failed (RuntimeError: opensmile exploded)" in str(err.value)
     with h5py.File(partial_path(tmp_path / "c.h5"), "r") as f:
         assert f["done"][()].tolist() == [True, True, False, True, True]
+
+
+def test_a_worker_process_that_dies_fails_its_files_and_a_fresh_pool_takes_over(tmp_path):
+    # A crash inside openSMILE kills the process, not just the call: with multiprocessing.Pool that hung the run.
+    import os
+    import signal
+    import threading
+
+    root = write_corpus(tmp_path / "c", n_per_split=(24, 4, 4), duration=0.5)
+    paths = sorted(str(p) for p in (root / "wav").glob("*.wav"))
+    workers = compare._Workers(2)
+    try:
+        for kill_after in (0.3, 0.0):  # mid-batch, and between batches
+            workers.map(paths[:2])
+            victim = next(iter(workers._pool._processes))
+            threading.Timer(kill_after, os.kill, (victim, signal.SIGKILL)).start()
+            time.sleep(0.1 if kill_after == 0 else 0)
+            results = workers.map(paths)
+            assert {problem for _, problem in results} <= {None, compare._WORKER_DIED}
+            results = workers.map(paths)
+            assert all(problem is None for _, problem in results)
+            assert np.stack([features for features, _ in results]).shape == (len(paths), DIMS)
+    finally:
+        workers.close()
