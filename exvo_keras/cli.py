@@ -265,8 +265,7 @@ def cmd_predict(args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from exvo_keras.data import demo
-    from exvo_keras.models.mtl import PRESETS
-    from exvo_keras.training.recipes import DEFAULT_RECIPE, RECIPES
+    from exvo_keras.training.recipes import DEFAULT_RECIPE, PRESETS, RECIPES
 
     parser = argparse.ArgumentParser(prog="python -m exvo_keras",
                                      description="Reproduce Purohit et al. (ExVo 2022 Multi-Task) in Keras 3.")
@@ -408,7 +407,7 @@ def build_parser() -> argparse.ArgumentParser:
             "(File_ID, Country, Age, ten emotions). Unreadable files are listed and skipped; exit 1 only if "
             "nothing could be predicted.")
     p.add_argument("model_dir", help="exported SavedModel folder")
-    p.add_argument("inputs", nargs="*", help="audio files or folders (their .wav/.flac/.ogg files)")
+    p.add_argument("inputs", nargs="*", help="audio files or folders (every file in a format soundfile decodes: wav, flac, ogg, mp3, ...)")
     p.add_argument("--out", default="predictions.csv", help="CSV to write (default predictions.csv)")
     p.add_argument("--batch-size", type=int, default=16, help="clips per model call (default 16)")
     p.add_argument("--data", help="also predict the clips of a corpus split (with --split)")

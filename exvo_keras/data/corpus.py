@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from exvo_keras.data.audio import AudioError, read_audio
-from exvo_keras.data.labels import COUNTRIES, EMOTIONS, SAMPLE_RATE, SPLITS
+from exvo_keras.data.labels import COUNTRIES, EMOTIONS, MAX_SSL_SECONDS, SAMPLE_RATE, SPLITS
 
 INFO_FILE = "data_info.csv"
 TEST_LABELS_FILE = "test_labels.csv"
@@ -215,12 +215,11 @@ def check_corpus(root, check_audio: bool = True, progress: bool = False) -> Chec
     result.clips, result.seconds = len(table), time.perf_counter() - start
     if durations:
         # features.ssl starts TensorFlow: only worth it once there is a clip to compare with its limit.
-        from exvo_keras.features.ssl import DEFAULT_MAX_SECONDS
 
         for path, seconds in durations.items():
-            if seconds > DEFAULT_MAX_SECONDS:
+            if seconds > MAX_SSL_SECONDS:
                 result.append(Problem("warning", str(path),
-                                      f"{seconds:.1f} s long, over the {DEFAULT_MAX_SECONDS:g} s SSL extraction "
+                                      f"{seconds:.1f} s long, over the {MAX_SSL_SECONDS:g} s SSL extraction "
                                       "limit (extract-ssl refuses it unless max_seconds is raised)"))
     return result
 

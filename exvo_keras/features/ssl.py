@@ -62,7 +62,7 @@ import numpy as np
 
 from exvo_keras.data.audio import AudioError, load_audio
 from exvo_keras.data.corpus import Corpus
-from exvo_keras.data.labels import SAMPLE_RATE
+from exvo_keras.data.labels import MAX_SSL_SECONDS, SAMPLE_RATE
 from exvo_keras.features.functionals import POOLING, masked_mean_std
 from exvo_keras.store import StoreError, build_store, check_store
 
@@ -80,7 +80,7 @@ PREPROCESSOR_FILE = "preprocessor_config.json"
 NORMALIZE_EPS = 1e-7  # Hugging Face's Wav2Vec2FeatureExtractor.zero_mean_unit_var_norm
 DEFAULT_BATCH_SECONDS = 40.0
 DEFAULT_CHUNK_CLIPS = 64
-DEFAULT_MAX_SECONDS = 60.0
+DEFAULT_MAX_SECONDS = MAX_SSL_SECONDS
 
 # Demo encoders: the real models' 20 ms frames (strides multiply to 320) from four convolutions instead of
 # seven, 64 hidden units, four layers. wav2vec2 in the base layout (as wav2vec2-base), hubert and wavlm in the

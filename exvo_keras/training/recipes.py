@@ -7,6 +7,22 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
+# Head presets, the arguments of `exvo_keras.models.mtl.MultiTaskHead` (plain data: the CLI lists them).
+PRESETS = {
+    # The paper: "the ExVo Multi-task baseline network", 128-64 (Sys-1) or doubled (Sys-2), mean of losses.
+    "sys1": dict(hidden_dims=(128, 64), layer_norm=False, task_hidden=0, loss_weighting="mean",
+                 emotion_loss="mean", age_loss="standardised"),
+    "sys2": dict(hidden_dims=(256, 128), layer_norm=False, task_hidden=0, loss_weighting="mean",
+                 emotion_loss="mean", age_loss="standardised"),
+    # The challenge's own baseline head (FACTS.md): LayerNorm, 32-unit task heads, uncertainty weights.
+    "baseline": dict(hidden_dims=(128, 64), layer_norm=True, task_hidden=32, loss_weighting="uncertainty",
+                     emotion_loss="sum", age_loss="years"),
+    # The linear reference: no hidden layer, ridge-fitted emotions and age, a softmax (multinomial logistic)
+    # country layer. Its weights come from scikit-learn (exvo_keras.training.linear), not from gradient descent.
+    "linear": dict(hidden_dims=(), layer_norm=False, task_hidden=0, loss_weighting="mean", emotion_loss="mean",
+                   age_loss="standardised", emotion_activation="linear"),
+}
+
 # Adam weight decay per head preset: the challenge baseline trained with 1e-4; the paper names none for Sys-1/2.
 WEIGHT_DECAY = {"baseline": 1e-4}
 

@@ -32,6 +32,7 @@ import keras
 import numpy as np
 from keras import layers, ops
 
+from exvo_keras.data.labels import MAX_SSL_SECONDS, SAMPLE_RATE
 from exvo_keras.models.ssl.layers import (
     ChannelGroupNorm,
     LengthMask,
@@ -69,7 +70,7 @@ WAVLM_DEFAULTS = {"num_buckets": 320, "max_bucket_distance": 800}
 
 # A clip longer than this (60 s at 16 kHz) is refused by `encode` unless the caller lifts the limit: attention
 # memory grows with the square of its length (see `SSLEncoder.attention_bytes`).
-DEFAULT_MAX_SAMPLES = 60 * 16000
+DEFAULT_MAX_SAMPLES = int(MAX_SSL_SECONDS * SAMPLE_RATE)
 # `encode` puts at most this many (padded) samples in one batch, so a long clip runs alone.
 DEFAULT_MAX_BATCH_SAMPLES = 80 * 16000
 
