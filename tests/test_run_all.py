@@ -18,7 +18,8 @@ def test_run_all_on_a_real_format_folder_then_resumes(reproduced):
     assert "| Raw(ExVo)-ER + Raw(ExVo)-CR | Sys-1 | 1 |" in table  # the paper's hybrid
     assert "| DeepSpectrum | Sys-1 | — |" in table and "--imagenet-weights" in table
     table1 = (results / "table1.csv").read_text()
-    assert table1.count(",run,") == 4 and "demo" in table1
+    # "run" or "run: collapsed to one class ..." (on this tiny corpus some networks do collapse)
+    assert table1.count(",run") == 4 and "demo" in table1
     # Test labels are hidden in this corpus: Table 3 lists submissions instead of scores
     table3 = (results / "table3.md").read_text()
     assert "labels hidden" in table3
