@@ -52,9 +52,9 @@ def test_a_second_run_from_scratch_reproduces_the_tables_byte_for_byte(reproduce
     tables = sorted(p.name for p in results.glob("table*.*"))
     assert len(tables) == 6
     for name in tables:
-        # the work folder is named in the notes; everything else must be the same bytes
-        ours = (again / name).read_text().replace(str(tmp_path / "work"), "WORK")
-        assert ours == (results / name).read_text().replace(str(work), "WORK"), name
+        # the work and results folders are named in the notes and submission paths; the rest must be the same bytes
+        ours = (again / name).read_text().replace(str(tmp_path / "work"), "WORK").replace(str(again), "RESULTS")
+        assert ours == (results / name).read_text().replace(str(work), "WORK").replace(str(results), "RESULTS"), name
 
 
 def test_run_all_stops_on_a_broken_corpus_naming_the_problem(tmp_path):
