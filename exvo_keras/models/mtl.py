@@ -105,9 +105,10 @@ class MultiTaskHead(keras.Model):
         def init():
             return keras.initializers.GlorotUniform(seed=next(seeds))
 
-        def dense(units, name, activation=None):
-            return layers.Dense(units, activation=activation, kernel_initializer=init(), name=name,
-                                kernel_regularizer=keras.regularizers.L2(l2) if l2 else None)
+        def dense(units, name, activation=None, kernel_initializer=None):
+            # a seed is drawn only for a Glorot kernel, so heads without a skip keep their initial weights
+            return layers.Dense(units, activation=activation, kernel_initializer=kernel_initializer or init(),
+                                name=name, kernel_regularizer=keras.regularizers.L2(l2) if l2 else None)
 
         features = keras.Input(shape=(input_dim,), name="features")
         x = features
@@ -135,8 +136,7 @@ class MultiTaskHead(keras.Model):
                 h = layers.LeakyReLU(negative_slope, name=f"{name}_hidden_act")(h)
             if not linear_skip:
                 return dense(units, name + "_out", activation)(h)
-            mlp = layers.Dense(units, kernel_initializer="zeros", name=name + "_mlp_out",
-                               kernel_regularizer=keras.regularizers.L2(l2) if l2 else None)(h)
+            mlp = dense(units, name + "_mlp_out", kernel_initializer="zeros")(h)
             # Frozen: it holds the linear fit (its penalty chosen on held-out rows); gradient steps at the hidden
             # layers' learning rate undo that fit within an epoch (measured: every seed's best epoch was the start).
             skip = layers.Dense(units, kernel_initializer=init(), name=name + "_out", trainable=False)(z)

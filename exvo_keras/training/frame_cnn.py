@@ -110,13 +110,13 @@ def class_weights(labels: np.ndarray, lengths: Sequence[int], cfg: FrameTraining
     A clip gives one window per `hop_frames` frames of 10 ms, so a class's share is counted in windows, not
     clips. Weights average 1 over the windows, so the learning rate keeps its meaning.
     """
-    from exvo_keras.data.pipeline import FRAME_SAMPLES
+    from exvo_keras.data.pipeline import num_windows
 
     if cfg.class_weighting == "none":
         return None
     if cfg.class_weighting != "balanced":
         raise ValueError(f"class_weighting must be 'balanced' or 'none', got {cfg.class_weighting!r}")
-    windows = np.array([-(-max(n // FRAME_SAMPLES, 1) // cfg.hop_frames) for n in lengths], np.float64)
+    windows = np.array([num_windows(n, cfg.hop_frames) for n in lengths], np.float64)
     per_class = np.bincount(np.asarray(labels, np.int64), weights=windows, minlength=len(cfg.class_names))
     present = per_class > 0
     weight = np.zeros_like(per_class)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from exvo_keras.data.labels import COUNTRIES
-from exvo_keras.metrics import ccc, uar
+from exvo_keras.metrics import mean_ccc, uar
 
 # Wide enough that the choice lands inside the grid on corpora from a few hundred clips (6,373 ComParE dims)
 # to ExVo's 20k clips: an edge pick is recorded in the history, which says to widen it.
@@ -33,8 +33,8 @@ def _logistic(X, y, C):
 
 
 def _pick(scores: dict[float, float]) -> float:
-    """The grid value with the best dev score (the first on ties: the strongest regularisation)."""
-    return max(scores, key=lambda k: (scores[k], -list(scores).index(k)))
+    """The grid value with the best dev score (max keeps the first on ties: the strongest regularisation)."""
+    return max(scores, key=scores.get)
 
 
 def choose_penalties(Z_fit, y_fit, Z_dev, y_dev, age_mean: float, age_std: float) -> dict:
@@ -49,7 +49,7 @@ def choose_penalties(Z_fit, y_fit, Z_dev, y_dev, age_mean: float, age_std: float
     emo_dev, age_dev = {}, {}
     for a in alphas:
         pred = _ridge(Z_fit, np.column_stack([y_fit["emotion"], _age_z(y_fit, age_mean, age_std)]), a).predict(Z_dev)
-        emo_dev[a] = float(np.mean([ccc(y_dev["emotion"][:, i], pred[:, i]) for i in range(pred.shape[1] - 1)]))
+        emo_dev[a] = mean_ccc(y_dev["emotion"], pred[:, :-1])
         age_dev[a] = -float(np.mean(np.abs(pred[:, -1] * age_std + age_mean - y_dev["age"])))
     cou_dev = {c: float(uar(y_dev["country"], _logistic(Z_fit, y_fit["country"], c).predict(Z_dev))) for c in cs}
     alpha_emo, alpha_age, C = _pick(emo_dev), _pick(age_dev), _pick(cou_dev)
