@@ -106,7 +106,7 @@ def cmd_train_mtl(args) -> int:
                            progress=not args.quiet)
         print(summary_line(f"{out} ({head})", summary))
     ref = reference_scores(corpus, "Val")
-    print(f"Reference (Train means + majority country) [Val] " + ", ".join(
+    print("Reference (Train means + majority country) [Val] " + ", ".join(
         f"{m} {ref[m]:.3f}" for m in ("emo_ccc", "cou_uar", "age_mae", "s_mtl")))
     return 0
 
