@@ -21,6 +21,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from exvo_keras.batching import length_batches, pad_clips
 from exvo_keras.data.audio import AUDIO_SUFFIXES, AudioError, audio_info, load_audio
 from exvo_keras.data.labels import EMOTIONS, SAMPLE_RATE
 
@@ -85,11 +86,6 @@ def load_model(model_dir):
     return model
 
 
-def _batches(lengths: dict[int, int], batch_size: int) -> list[list[int]]:
-    order = sorted(lengths, key=lambda i: -lengths[i])
-    return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
-
-
 def predict_files(model, files: Sequence, *, batch_size: int = 16, progress: bool = True) -> Prediction:
     """Predicts every readable file; returns the rows in input order and the failures.
 
@@ -120,9 +116,7 @@ def predict_files(model, files: Sequence, *, batch_size: int = 16, progress: boo
     outputs: dict[int, dict] = {}
 
     def run(indices, clips):
-        waveform = np.zeros((len(clips), max(c.size for c in clips)), np.float32)
-        for row, clip in enumerate(clips):
-            waveform[row, :clip.size] = clip
+        waveform, _ = pad_clips(clips)
         out = serve(tf.constant(waveform), tf.constant([c.size for c in clips], tf.int32))
         out = {k: v.numpy() for k, v in out.items() if k in ("emotion", "age", "country_index")}
         for row, i in enumerate(indices):
@@ -133,7 +127,9 @@ def predict_files(model, files: Sequence, *, batch_size: int = 16, progress: boo
                 failures[i] = "the model gave NaN or infinite outputs (clip too short for the encoder?)"
 
     with progress_bar(total=len(lengths), desc="predict", unit="clip", enabled=progress) as bar:
-        for batch in _batches(lengths, batch_size):
+        readable = list(lengths)
+        for positions in length_batches([lengths[i] for i in readable], max_items=batch_size):
+            batch = [readable[p] for p in positions]
             indices, clips = [], []
             for i in batch:
                 try:
