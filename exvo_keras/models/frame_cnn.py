@@ -205,7 +205,7 @@ class FrameCNN(keras.Model):
 
     def get_config(self):
         return {
-            "name": self.name,
+            **super().get_config(),
             "architecture": self.architecture,
             "num_classes": self.num_classes,
             "window": self.window,

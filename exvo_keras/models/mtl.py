@@ -199,7 +199,7 @@ class MultiTaskHead(keras.Model):
 
     def get_config(self):
         return {
-            "name": self.name,
+            **super().get_config(),
             "input_dim": self.input_dim,
             "hidden_dims": list(self.hidden_dims),
             "feature_mean": None if self.feature_mean is None else self.feature_mean.tolist(),
