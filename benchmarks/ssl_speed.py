@@ -11,8 +11,8 @@ Keras runners:
 - ``keras-xla``: the same with ``jit_compile=True`` (XLA compiles per input shape; compile time is reported
   as the warm-up, apart from the timed runs);
 - ``keras-eager``: the plain eager call, for reference (``--eager``).
-The extraction (``exvo_keras.features.ssl``) uses the ``tf.function`` path without XLA: its batches have
-every length, and XLA would compile again for each.
+The extraction (``exvo_keras.features.ssl``, through ``SSLEncoder.pooled_function``) uses the ``tf.function``
+path without XLA: its batches have every length, and XLA would compile again for each.
 
 Every (runner, family, batch) runs in a fresh subprocess, so each peak memory is its own: ``ru_maxrss`` after
 imports and the model build (baseline), and after the timed runs (peak); the difference is what inference
@@ -91,18 +91,19 @@ def keras_worker(args) -> dict:
 
     model = SSLEncoder.from_hf_config(base_config(args.family, args.layers), seed=0)
 
-    def call(x):
-        out = model(x, training=False)
+    def call(x, mask):
+        out = model({"waveform": x, "padding_mask": mask}, training=False)
         return out["last_hidden_state"], out["hidden_states"]
 
     fn = {"keras-eager": call, "keras": tf.function(call),
           "keras-xla": tf.function(call, jit_compile=True)}[args.runner]
     x = tf.constant(0.1 * np.random.default_rng(0).standard_normal(
         (args.batch, int(args.seconds * SAMPLE_RATE))).astype("float32"))
+    mask = tf.ones(tf.shape(x), tf.int32)  # equal lengths: the encoder's padding mask is all ones
     baseline = max_rss_mib()
 
     def run():
-        last, hidden = fn(x)
+        last, hidden = fn(x, mask)
         last.numpy(), hidden.numpy()  # wait for the result, as the extraction does
 
     warmup, times = time_runs(run, args.repeats)

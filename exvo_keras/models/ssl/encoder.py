@@ -3,7 +3,8 @@
 The three families share their whole structure (HF's modeling_wav2vec2.py, modeling_hubert.py,
 modeling_wavlm.py):
 
-    waveform [batch, samples]
+    waveform [batch, samples] (+ padding mask)
+      -> do_normalize (the feature extractor's): each clip to zero mean and unit variance over its own samples
       -> feature encoder: 1-D convs (``conv_dim``, ``conv_kernel``, ``conv_stride``, ``conv_bias``), each followed
          by ``feat_extract_activation``; ``feat_extract_norm="group"`` puts a per-channel group norm after the
          first conv only (base models), ``"layer"`` a LayerNorm (eps 1e-5) after every conv (large models)
@@ -21,9 +22,9 @@ LayerNorm in pre-norm ones), ``hidden_states[i]`` the output of layer ``i``. In 
 before it. transformers 4.x put the normalised tensor last instead (``hidden_states[-1] == last_hidden_state``);
 ``final_norm_in_hidden_states=True`` reproduces that.
 
-Input: raw 16 kHz float32 waveform. Checkpoints whose feature extractor has ``do_normalize=True`` (most large
-ones) expect each clip normalised to zero mean and unit variance first, as HF's processor does; the model does
-not do it.
+The padding mask is an input of the one graph, so a batch of clips of different lengths gives every clip what it
+gets alone, and input normalisation (``do_normalize``, which most large checkpoints' feature extractors ask for)
+runs under it, in the model, for every caller.
 """
 
 from __future__ import annotations
@@ -32,20 +33,25 @@ import keras
 import numpy as np
 from keras import layers, ops
 
+from exvo_keras.batching import length_batches, pad_clips
 from exvo_keras.data.labels import MAX_SSL_SECONDS, SAMPLE_RATE
 from exvo_keras.models.ssl.layers import (
     ChannelGroupNorm,
+    ClipNormalization,
     LengthMask,
     PositionalConvEmbedding,
     RelativePositionBias,
+    StackHiddenStates,
     TransformerLayer,
     get_activation,
     normal_initializer,
 )
+from exvo_keras.signal.pooling import masked_mean_std
 
 MODEL_TYPES = ("wav2vec2", "hubert", "wavlm")
 
-# The fields this implementation reads, with transformers' defaults (the base architecture of all three).
+# The architecture fields this implementation reads, with transformers' defaults (the base architecture of all
+# three families): the only place they are written.
 HF_DEFAULTS = {
     "hidden_size": 768,
     "num_hidden_layers": 12,
@@ -65,8 +71,12 @@ HF_DEFAULTS = {
     "initializer_range": 0.02,
 }
 # Read only for the family that has them; the other families' HF classes ignore these keys.
-HUBERT_DEFAULTS = {"feat_proj_layer_norm": True, "conv_pos_batch_norm": False}
-WAVLM_DEFAULTS = {"num_buckets": 320, "max_bucket_distance": 800}
+FAMILY_DEFAULTS = {
+    "wav2vec2": {},
+    "hubert": {"feat_proj_layer_norm": True, "conv_pos_batch_norm": False},
+    "wavlm": {"num_buckets": 320, "max_bucket_distance": 800},
+}
+_FIELD_DEFAULTS = {**HF_DEFAULTS, **{k: v for extra in FAMILY_DEFAULTS.values() for k, v in extra.items()}}
 
 # A clip longer than this (60 s at 16 kHz) is refused by `encode` unless the caller lifts the limit: attention
 # memory grows with the square of its length (see `SSLEncoder.attention_bytes`).
@@ -75,33 +85,43 @@ DEFAULT_MAX_SAMPLES = int(MAX_SSL_SECONDS * SAMPLE_RATE)
 DEFAULT_MAX_BATCH_SAMPLES = 80 * 16000
 
 
-def hf_config_fields(hf_config: dict) -> dict:
-    """The constructor arguments of :class:`SSLEncoder` for a Hugging Face ``config.json`` (as a dict).
+def _typed(key: str, value):
+    default = _FIELD_DEFAULTS[key]
+    if isinstance(default, bool):
+        return bool(value)
+    if isinstance(default, tuple):
+        return [int(v) for v in value]
+    return type(default)(value)
 
-    Missing fields take transformers' defaults. Raises ValueError for a model type other than wav2vec2, hubert
-    or wavlm, and for features the base model would apply that this port does not implement (adapters).
+
+def hf_config_fields(hf_config: dict) -> dict:
+    """The architecture of a Hugging Face ``config.json`` (as a dict): ``model_type`` and the fields its family
+    reads, missing ones at transformers' defaults, typed canonically (so the same dict comes from a config file
+    or from an encoder's ``get_config()``). These are :class:`SSLEncoder`'s architecture arguments.
+
+    Raises ValueError for a model type other than wav2vec2, hubert or wavlm, for features the base model would
+    apply that this port does not implement (adapters), and for inconsistent fields.
+
+    Example:
+        >>> hf_config_fields({"model_type": "wavlm", "hidden_size": 32})["num_buckets"]
+        320
     """
     model_type = hf_config.get("model_type")
     if model_type not in MODEL_TYPES:
-        raise ValueError(f"config.json has model_type {model_type!r}; supported: {', '.join(MODEL_TYPES)}")
+        raise ValueError(f"model_type {model_type!r} is not supported; supported: {', '.join(MODEL_TYPES)}")
     if hf_config.get("add_adapter"):
         raise ValueError("config.json sets add_adapter: the adapter after the encoder is not implemented")
     if hf_config.get("adapter_attn_dim") is not None:
         raise ValueError("config.json sets adapter_attn_dim: attention adapters are not implemented")
-    fields = {"model_type": model_type}
-    defaults = dict(HF_DEFAULTS)
-    if model_type == "hubert":
-        defaults.update(HUBERT_DEFAULTS)
-    if model_type == "wavlm":
-        defaults.update(WAVLM_DEFAULTS)
-    for key, default in defaults.items():
-        value = hf_config.get(key, default)
-        fields[key] = list(value) if isinstance(value, (list, tuple)) else value
+    keys = list(HF_DEFAULTS) + list(FAMILY_DEFAULTS[model_type])
+    fields = {"model_type": model_type, **{k: _typed(k, hf_config.get(k, _FIELD_DEFAULTS[k])) for k in keys}}
     n_conv = hf_config.get("num_feat_extract_layers", len(fields["conv_dim"]))
     if not n_conv == len(fields["conv_dim"]) == len(fields["conv_kernel"]) == len(fields["conv_stride"]):
         raise ValueError(f"config.json: conv_dim, conv_kernel, conv_stride (and num_feat_extract_layers) must have "
                          f"one entry per conv layer; got {fields['conv_dim']}, {fields['conv_kernel']}, "
                          f"{fields['conv_stride']}, {n_conv}")
+    if fields["feat_extract_norm"] not in ("group", "layer"):
+        raise ValueError(f"feat_extract_norm must be 'group' or 'layer', got {fields['feat_extract_norm']!r}")
     return fields
 
 
@@ -116,9 +136,9 @@ def small_config(model_type: str, large: bool = False, **overrides) -> dict:
 
     Example:
         >>> encoder = SSLEncoder.from_hf_config(small_config("wavlm"), seed=0)
-        >>> out = encoder(np.zeros((1, 1600), "float32"))
-        >>> tuple(out["hidden_states"].shape)
-        (3, 1, 79, 32)
+        >>> out = encoder.encode([np.zeros(1600, "float32")])
+        >>> out[0]["hidden_states"].shape
+        (3, 79, 32)
     """
     if model_type not in MODEL_TYPES:
         raise ValueError(f"unknown model_type {model_type!r}; choose one of {MODEL_TYPES}")
@@ -143,84 +163,34 @@ def small_config(model_type: str, large: bool = False, **overrides) -> dict:
     return config
 
 
-
-def pad_clips(clips) -> tuple[np.ndarray, np.ndarray]:
-    """Zero-pads 1-D clips to the longest: (waveform `[n, longest]` float32, padding mask `[n, longest]` int32)."""
-    longest = max(c.size for c in clips)
-    waveform = np.zeros((len(clips), longest), np.float32)
-    mask = np.zeros((len(clips), longest), np.int32)
-    for row, clip in enumerate(clips):
-        waveform[row, :clip.size] = clip
-        mask[row, :clip.size] = 1
-    return waveform, mask
-
-@keras.saving.register_keras_serializable(package="exvo_keras")
-class StackHiddenStates(layers.Layer):
-    """Stacks ``layers + 1`` tensors ``[batch, frames, hidden]`` into ``[layers + 1, batch, frames, hidden]``."""
-
-    def call(self, tensors):
-        return ops.stack(tensors, axis=0)
-
-    def compute_output_shape(self, input_shapes):
-        return (len(input_shapes),) + tuple(input_shapes[0])
-
-
-def _forward(get, config: dict, waveform, padding_mask=None):
-    """The encoder graph on `waveform`, built from the layers `get(name)` returns.
-
-    With a `padding_mask` (1 = sample, 0 = padding, right padding) every clip of the batch gets the result it
-    would get alone: the first conv's group norm takes each clip's own statistics, padded frames are zeroed
-    before the positional convolution (like the zero padding at a lone clip's end) and are never attended to.
-    """
-    norm = config["feat_extract_norm"]
-    kernels, strides = config["conv_kernel"], config["conv_stride"]
-    x = get("add_channel")(waveform)
-    for i in range(len(config["conv_dim"])):
-        x = get(f"feature_conv_{i}")(x)
-        if norm == "group" and i == 0:
-            first_mask = None if padding_mask is None else LengthMask(kernels[:1], strides[:1])(padding_mask, x)
-            x = get("feature_conv_0_norm")(x, frame_mask=first_mask)
-        elif norm == "layer":
-            x = get(f"feature_conv_{i}_norm")(x)
-        x = get(f"feature_conv_{i}_act")(x)
-    frame_mask = None if padding_mask is None else LengthMask(kernels, strides)(padding_mask, x)
-    if config.get("feat_proj_layer_norm", True):
-        x = get("feature_projection_norm")(x)
-    x = get("feature_projection")(x)
-    if frame_mask is not None:
-        x = x * ops.expand_dims(frame_mask, -1)
-    x = get("add_position")([x, get("pos_conv_embed")(x, frame_mask=frame_mask)])
-    if not config["do_stable_layer_norm"]:
-        x = get("encoder_norm")(x)
-    position_bias = get("relative_position_bias")(x) if config["model_type"] == "wavlm" else None
-    hidden = [x]
-    for i in range(config["num_hidden_layers"]):
-        x = get(f"encoder_layer_{i}")(x, key_mask=frame_mask, position_bias=position_bias)
-        hidden.append(x)
-    if config["do_stable_layer_norm"]:
-        x = get("encoder_norm")(x)
-        if config["final_norm_in_hidden_states"]:
-            hidden[-1] = x
-    if frame_mask is not None:
-        keep = ops.expand_dims(frame_mask, -1)
-        x = x * keep
-        hidden = [h * keep for h in hidden]
-    return {"last_hidden_state": x, "hidden_states": get("hidden_states")(hidden)}, frame_mask
+def _architecture(model_type: str, kwargs: dict) -> dict:
+    """Pops the architecture fields out of `kwargs` (what is left goes to keras.Model) and completes them."""
+    given = {k: kwargs.pop(k) for k in list(kwargs) if k in _FIELD_DEFAULTS}
+    for key in FAMILY_DEFAULTS["hubert"]:
+        if model_type != "hubert" and key in given and _typed(key, given[key]) != _FIELD_DEFAULTS[key]:
+            raise ValueError("feat_proj_layer_norm=False and conv_pos_batch_norm=True exist in HuBERT only")
+    # Another family's fields are ignored, as HF's classes ignore them (an older encoder config kept them all).
+    return hf_config_fields({"model_type": model_type, **given})
 
 
 @keras.saving.register_keras_serializable(package="exvo_keras")
 class SSLEncoder(keras.Model):
-    """Wav2Vec2 / HuBERT / WavLM encoder: waveform -> last hidden state and all hidden states.
+    """Wav2Vec2 / HuBERT / WavLM encoder: waveform and padding mask -> last hidden state and all hidden states.
 
-    The arguments are Hugging Face's config fields (same names, same meaning); :meth:`from_hf_config` reads a
-    ``config.json`` dict and :func:`exvo_keras.models.ssl.load_pretrained` also loads the checkpoint. Built
-    from arguments alone the weights are random (seeded), e.g. for demos.
+    The architecture arguments are Hugging Face's config fields (same names, same meaning, transformers'
+    defaults: :data:`HF_DEFAULTS`, :data:`FAMILY_DEFAULTS`); :meth:`from_hf_config` reads a ``config.json``
+    dict and :func:`exvo_keras.models.ssl.load_pretrained` also loads the checkpoint. Built from arguments alone
+    the weights are random (seeded), e.g. for demos.
 
-    Called on a float32 batch ``[batch, samples]`` (clips of equal length, no padding) it returns
-    ``{"last_hidden_state": [batch, frames, hidden], "hidden_states": [layers + 1, batch, frames, hidden]}``,
-    the tensors HF returns with ``output_hidden_states=True`` (see the module docstring for which entries are
-    normalised). For clips of different lengths use :meth:`encode` (or :meth:`padded_model`), which gives each
-    clip exactly what it gets alone.
+    Inputs: ``{"waveform": [batch, samples] float32, "padding_mask": [batch, samples] int}``, the mask 1 for a
+    clip's samples and 0 for right padding (HF's ``attention_mask``). Outputs: ``last_hidden_state``
+    ``[batch, frames, hidden]``, ``hidden_states`` ``[layers + 1, batch, frames, hidden]`` (the tensors HF
+    returns with ``output_hidden_states=True``; see the module docstring for which are normalised) and
+    ``frame_mask`` ``[batch, frames]``; padded frames are zero in every output. Every clip gets, on its valid
+    frames, what it gets alone (to float rounding): the group norm of "group" models takes each clip's own
+    statistics over its valid frames (HF's group-norm models take them over the padding too, which is why HF
+    advises not to pass them an attention_mask; for "layer" models this equals HF with ``attention_mask``).
+    :meth:`encode` does the padding and batching for a list of clips.
 
     Memory: attention holds ``batch * heads * frames**2`` floats per layer (WavLM a few such tensors), with 50
     frames a second: 60 s of audio in a 16-head model is about 0.6 GB per tensor. The direct call has no
@@ -228,136 +198,159 @@ class SSLEncoder(keras.Model):
 
     Args:
         model_type: "wav2vec2", "hubert" or "wavlm".
-        hidden_size, num_hidden_layers, num_attention_heads, intermediate_size, hidden_act, layer_norm_eps,
-        feat_extract_norm ("group" or "layer"), feat_extract_activation, conv_dim, conv_kernel, conv_stride,
-        conv_bias, num_conv_pos_embeddings, num_conv_pos_embedding_groups, do_stable_layer_norm,
-        feat_proj_layer_norm (HuBERT), conv_pos_batch_norm (HuBERT), num_buckets and max_bucket_distance
-        (WavLM), initializer_range: as in Hugging Face's configs.
+        do_normalize: normalise each clip to zero mean and unit variance over its valid samples first
+            (``(x - mean) / sqrt(var + 1e-7)``, HF's ``Wav2Vec2FeatureExtractor``), as the checkpoint's
+            ``preprocessor_config.json`` asks.
         final_norm_in_hidden_states: pre-norm models only; put the final LayerNorm's output last in
             ``hidden_states`` as transformers 4.x did, instead of the last layer's raw output (transformers 5).
         seed: seed of the random initial weights.
         initialize_weights: False starts the weights at zero instead of drawing them, for a checkpoint loaded
             right after (drawing takes most of a large model's build time). Not part of the config.
+        **kwargs: the architecture fields (hidden_size, num_hidden_layers, num_attention_heads,
+            intermediate_size, hidden_act, layer_norm_eps, feat_extract_norm ("group" or "layer"),
+            feat_extract_activation, conv_dim, conv_kernel, conv_stride, conv_bias, num_conv_pos_embeddings,
+            num_conv_pos_embedding_groups, do_stable_layer_norm, initializer_range; HuBERT's
+            feat_proj_layer_norm and conv_pos_batch_norm; WavLM's num_buckets and max_bucket_distance), and
+            keras.Model's (name, dtype, trainable).
 
     Example:
         >>> encoder = SSLEncoder.from_hf_config(small_config("hubert", large=True), seed=0)
-        >>> out = encoder(np.zeros((2, 3200), "float32"))
+        >>> out = encoder({"waveform": np.zeros((2, 3200), "float32"), "padding_mask": np.ones((2, 3200), "int32")})
         >>> tuple(out["last_hidden_state"].shape), encoder.frame_count(3200)
         ((2, 159, 32), 159)
         >>> [o["last_hidden_state"].shape for o in encoder.encode([np.zeros(3200), np.zeros(1600)])]
         [(159, 32), (79, 32)]
     """
 
-    def __init__(self, model_type: str = "wav2vec2", hidden_size: int = 768, num_hidden_layers: int = 12,
-                 num_attention_heads: int = 12, intermediate_size: int = 3072, hidden_act: str = "gelu",
-                 layer_norm_eps: float = 1e-5, feat_extract_norm: str = "group",
-                 feat_extract_activation: str = "gelu", conv_dim=HF_DEFAULTS["conv_dim"],
-                 conv_kernel=HF_DEFAULTS["conv_kernel"], conv_stride=HF_DEFAULTS["conv_stride"],
-                 conv_bias: bool = False, num_conv_pos_embeddings: int = 128,
-                 num_conv_pos_embedding_groups: int = 16, do_stable_layer_norm: bool = False,
-                 feat_proj_layer_norm: bool = True, conv_pos_batch_norm: bool = False, num_buckets: int = 320,
-                 max_bucket_distance: int = 800, initializer_range: float = 0.02,
+    # Set by the loaders (`exvo_keras.models.ssl.provenance.attach`): where the weights come from.
+    provenance = None
+
+    def __init__(self, model_type: str = "wav2vec2", do_normalize: bool = False,
                  final_norm_in_hidden_states: bool = False, seed: int | None = None,
                  initialize_weights: bool = True, **kwargs):
-        if model_type not in MODEL_TYPES:
-            raise ValueError(f"unknown model_type {model_type!r}; choose one of {MODEL_TYPES}")
-        if feat_extract_norm not in ("group", "layer"):
-            raise ValueError(f"feat_extract_norm must be 'group' or 'layer', got {feat_extract_norm!r}")
-        if not len(conv_dim) == len(conv_kernel) == len(conv_stride):
-            raise ValueError("conv_dim, conv_kernel and conv_stride need one entry per conv layer")
-        if model_type != "hubert" and (not feat_proj_layer_norm or conv_pos_batch_norm):
-            raise ValueError("feat_proj_layer_norm=False and conv_pos_batch_norm=True exist in HuBERT only")
-        config = {
-            "model_type": model_type,
-            "hidden_size": int(hidden_size),
-            "num_hidden_layers": int(num_hidden_layers),
-            "num_attention_heads": int(num_attention_heads),
-            "intermediate_size": int(intermediate_size),
-            "hidden_act": hidden_act,
-            "layer_norm_eps": float(layer_norm_eps),
-            "feat_extract_norm": feat_extract_norm,
-            "feat_extract_activation": feat_extract_activation,
-            "conv_dim": [int(c) for c in conv_dim],
-            "conv_kernel": [int(k) for k in conv_kernel],
-            "conv_stride": [int(s) for s in conv_stride],
-            "conv_bias": bool(conv_bias),
-            "num_conv_pos_embeddings": int(num_conv_pos_embeddings),
-            "num_conv_pos_embedding_groups": int(num_conv_pos_embedding_groups),
-            "do_stable_layer_norm": bool(do_stable_layer_norm),
-            "feat_proj_layer_norm": bool(feat_proj_layer_norm),
-            "conv_pos_batch_norm": bool(conv_pos_batch_norm),
-            "num_buckets": int(num_buckets),
-            "max_bucket_distance": int(max_bucket_distance),
-            "initializer_range": float(initializer_range),
-            "final_norm_in_hidden_states": bool(final_norm_in_hidden_states),
-            "seed": seed,
-        }
-        blocks = self._make_layers(config, initialize_weights)
-        waveform = keras.Input(shape=(None,), dtype="float32", name="waveform")
-        outputs, _ = _forward(blocks.__getitem__, config, waveform)
-        super().__init__(inputs=waveform, outputs=outputs, **kwargs)
-        self._ssl_config = config
-        for key, value in config.items():
-            # Tuples: Keras would wrap a list attribute in a tracked list.
-            setattr(self, key, tuple(value) if isinstance(value, list) else value)
+        fields = _architecture(model_type, kwargs)
+        pre_norm = fields["do_stable_layer_norm"]
+        kernels, strides = fields["conv_kernel"], fields["conv_stride"]
+        group_norm = fields["feat_extract_norm"] == "group"
 
-    @staticmethod
-    def _make_layers(c: dict, initialize: bool) -> dict:
-        seed = c["seed"]
-        std = c["initializer_range"] if initialize else None
+        # === Layers ===
+        std = fields["initializer_range"] if initialize_weights else None
 
         def seeded(offset):
             return None if seed is None else seed * 1000 + offset
 
         def he_normal(offset):
-            return keras.initializers.HeNormal(seed=seeded(offset)) if initialize else "zeros"
+            return keras.initializers.HeNormal(seed=seeded(offset)) if initialize_weights else "zeros"
 
-        blocks = {"add_channel": layers.Reshape((-1, 1), name="add_channel")}
-        conv_act = get_activation(c["feat_extract_activation"])
-        for i, (dim, kernel, stride) in enumerate(zip(c["conv_dim"], c["conv_kernel"], c["conv_stride"])):
-            blocks[f"feature_conv_{i}"] = layers.Conv1D(
-                dim, kernel, strides=stride, use_bias=c["conv_bias"], padding="valid",
-                kernel_initializer=he_normal(i), name=f"feature_conv_{i}")
-            if c["feat_extract_norm"] == "group" and i == 0:
-                blocks["feature_conv_0_norm"] = ChannelGroupNorm(epsilon=1e-5, name="feature_conv_0_norm")
-            elif c["feat_extract_norm"] == "layer":
+        self.input_normalization = ClipNormalization(name="input_normalization") if do_normalize else None
+        self.add_channel = layers.Reshape((-1, 1), name="add_channel")
+        self.feature_convs, self.feature_conv_norms, self.feature_conv_activations = [], [], []
+        for i, (dim, kernel, stride) in enumerate(zip(fields["conv_dim"], kernels, strides)):
+            self.feature_convs.append(layers.Conv1D(dim, kernel, strides=stride, use_bias=fields["conv_bias"],
+                                                    padding="valid", kernel_initializer=he_normal(i),
+                                                    name=f"feature_conv_{i}"))
+            if group_norm and i == 0:
+                self.feature_conv_norms.append(ChannelGroupNorm(epsilon=1e-5, name="feature_conv_0_norm"))
+            elif not group_norm:
                 # PyTorch's default eps: HF builds these LayerNorms without layer_norm_eps.
-                blocks[f"feature_conv_{i}_norm"] = layers.LayerNormalization(epsilon=1e-5,
-                                                                             name=f"feature_conv_{i}_norm")
-            blocks[f"feature_conv_{i}_act"] = layers.Activation(conv_act, name=f"feature_conv_{i}_act")
-        hidden, eps = c["hidden_size"], c["layer_norm_eps"]
-        if c["feat_proj_layer_norm"]:
-            blocks["feature_projection_norm"] = layers.LayerNormalization(epsilon=eps, name="feature_projection_norm")
-        blocks["feature_projection"] = layers.Dense(
-            hidden, kernel_initializer=normal_initializer(std, seeded(100)),
-            name="feature_projection")
-        kernel = c["num_conv_pos_embeddings"]
-        blocks["pos_conv_embed"] = PositionalConvEmbedding(
-            hidden, kernel, c["num_conv_pos_embedding_groups"], activation=c["feat_extract_activation"],
-            batch_norm=c["conv_pos_batch_norm"],
-            kernel_initializer=normal_initializer(2 * (1 / (kernel * hidden)) ** 0.5 if initialize else None,
-                                                  seeded(101)),
+                self.feature_conv_norms.append(layers.LayerNormalization(epsilon=1e-5, name=f"feature_conv_{i}_norm"))
+            self.feature_conv_activations.append(
+                layers.Activation(get_activation(fields["feat_extract_activation"]), name=f"feature_conv_{i}_act"))
+        self.first_conv_mask = LengthMask(kernels[:1], strides[:1], name="first_conv_mask") if group_norm else None
+        self.frame_mask = LengthMask(kernels, strides, name="frame_mask")
+        hidden, eps = fields["hidden_size"], fields["layer_norm_eps"]
+        self.feature_projection_norm = layers.LayerNormalization(epsilon=eps, name="feature_projection_norm") \
+            if fields.get("feat_proj_layer_norm", True) else None
+        self.feature_projection = layers.Dense(hidden, kernel_initializer=normal_initializer(std, seeded(100)),
+                                               name="feature_projection")
+        pos_kernel = fields["num_conv_pos_embeddings"]
+        self.pos_conv_embed = PositionalConvEmbedding(
+            hidden, pos_kernel, fields["num_conv_pos_embedding_groups"],
+            activation=fields["feat_extract_activation"], batch_norm=fields.get("conv_pos_batch_norm", False),
+            kernel_initializer=normal_initializer(
+                2 * (1 / (pos_kernel * hidden)) ** 0.5 if initialize_weights else None, seeded(101)),
             name="pos_conv_embed")
-        blocks["add_position"] = layers.Add(name="add_position")
-        blocks["encoder_norm"] = layers.LayerNormalization(epsilon=eps, name="encoder_norm")
-        wavlm = c["model_type"] == "wavlm"
-        if wavlm:
-            blocks["relative_position_bias"] = RelativePositionBias(
-                c["num_buckets"], c["max_bucket_distance"], c["num_attention_heads"],
-                embeddings_initializer=normal_initializer(std, seeded(102)),
-                name="relative_position_bias")
-        for i in range(c["num_hidden_layers"]):
-            blocks[f"encoder_layer_{i}"] = TransformerLayer(
-                hidden, c["num_attention_heads"], c["intermediate_size"], activation=c["hidden_act"],
-                layer_norm_epsilon=eps, pre_norm=c["do_stable_layer_norm"], gated_position_bias=wavlm,
-                initializer_range=std, seed=seeded(200 + 20 * i), name=f"encoder_layer_{i}")
-        blocks["hidden_states"] = StackHiddenStates(name="hidden_states")
-        return blocks
+        self.add_position = layers.Add(name="add_position")
+        self.encoder_norm = layers.LayerNormalization(epsilon=eps, name="encoder_norm")
+        wavlm = model_type == "wavlm"
+        self.relative_position_bias = RelativePositionBias(
+            fields["num_buckets"], fields["max_bucket_distance"], fields["num_attention_heads"],
+            embeddings_initializer=normal_initializer(std, seeded(102)),
+            name="relative_position_bias") if wavlm else None
+        self.encoder_layers = [
+            TransformerLayer(hidden, fields["num_attention_heads"], fields["intermediate_size"],
+                             activation=fields["hidden_act"], layer_norm_epsilon=eps, pre_norm=pre_norm,
+                             gated_position_bias=wavlm, initializer_range=std, seed=seeded(200 + 20 * i),
+                             name=f"encoder_layer_{i}")
+            for i in range(fields["num_hidden_layers"])]
+        self.stack_hidden_states = StackHiddenStates(name="hidden_states")
+
+        # === Functional Model ===
+        waveform = keras.Input(shape=(None,), dtype="float32", name="waveform")
+        padding_mask = keras.Input(shape=(None,), dtype="int32", name="padding_mask")
+        if self.input_normalization is None:
+            # What a caller leaves in the padding then cannot reach the masked statistics.
+            x = waveform * ops.cast(padding_mask, "float32")
+        else:
+            x = self.input_normalization(waveform, padding_mask)
+        x = self.add_channel(x)
+        for i, conv in enumerate(self.feature_convs):
+            x = conv(x)
+            if group_norm and i == 0:
+                x = self.feature_conv_norms[0](x, frame_mask=self.first_conv_mask(padding_mask, x))
+            elif not group_norm:
+                x = self.feature_conv_norms[i](x)
+            x = self.feature_conv_activations[i](x)
+        frame_mask = self.frame_mask(padding_mask, x)
+        keep = ops.expand_dims(frame_mask, -1)
+        if self.feature_projection_norm is not None:
+            x = self.feature_projection_norm(x)
+        # Padded frames zeroed before the positional convolution: the zero padding a clip alone would see.
+        x = self.feature_projection(x) * keep
+        x = self.add_position([x, self.pos_conv_embed(x, frame_mask=frame_mask)])
+        if not pre_norm:
+            x = self.encoder_norm(x)
+        position_bias = None if self.relative_position_bias is None else self.relative_position_bias(x)
+        hidden_states = [x]
+        for layer in self.encoder_layers:
+            x = layer(x, key_mask=frame_mask, position_bias=position_bias)
+            hidden_states.append(x)
+        if pre_norm:
+            x = self.encoder_norm(x)
+            if final_norm_in_hidden_states:
+                hidden_states[-1] = x
+        super().__init__(
+            inputs={"waveform": waveform, "padding_mask": padding_mask},
+            outputs={"last_hidden_state": x * keep,
+                     "hidden_states": self.stack_hidden_states([h * keep for h in hidden_states]),
+                     "frame_mask": frame_mask},
+            **kwargs)
+
+        # === Config ===
+        for key, value in fields.items():
+            # Tuples: Keras would wrap a list attribute in a tracked list.
+            setattr(self, key, tuple(value) if isinstance(value, list) else value)
+        self.do_normalize = bool(do_normalize)
+        self.final_norm_in_hidden_states = bool(final_norm_in_hidden_states)
+        self.seed = seed
 
     @classmethod
     def from_hf_config(cls, hf_config: dict, **kwargs) -> "SSLEncoder":
         """A randomly initialised encoder for a Hugging Face config dict; keyword arguments override fields."""
         return cls(**{**hf_config_fields(hf_config), **kwargs})
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({key: list(getattr(self, key)) if isinstance(getattr(self, key), tuple) else getattr(self, key)
+                       for key in hf_config_fields({"model_type": self.model_type})})
+        config.update(do_normalize=self.do_normalize, final_norm_in_hidden_states=self.final_norm_in_hidden_states,
+                      seed=self.seed)
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        # keras.Model's would rebuild a plain functional model from a layer graph; the arguments rebuild this one.
+        return cls(**config)
 
     # Lengths -------------------------------------------------------------------------------------------
 
@@ -381,41 +374,45 @@ class SSLEncoder(keras.Model):
         frames = self.frame_count(num_samples)
         return 4 * batch * self.num_attention_heads * frames * frames
 
-    # Unequal lengths -----------------------------------------------------------------------------------
+    # Utterance embeddings ------------------------------------------------------------------------------
 
-    def padded_model(self) -> keras.Model:
-        """The same encoder (shared weights) for right-padded batches of clips of different lengths.
+    def pooled(self, inputs, layer="last"):
+        """Mean and population std over each clip's valid frames of one tensor, ``[batch, 2 * hidden]`` float64:
+        the utterance embedding the feature stores hold and the exported graphs compute.
 
-        Inputs: ``{"waveform": [batch, samples] float32, "padding_mask": [batch, samples]}`` with 1 for the
-        samples of a clip and 0 for padding (HF's ``attention_mask``). Outputs: as the encoder, plus
-        ``frame_mask`` ``[batch, frames]``; padded frames are zero in every output.
-
-        Every clip gets, on its valid frames, what it gets alone (to float rounding), in every family: the group
-        norm of "group" models takes each clip's own statistics over its valid frames. (HF's group-norm models
-        instead take the statistics over the padding too, which is why HF advises not to pass them an
-        attention_mask; for "layer" models this equals HF with ``attention_mask``.)
-
-        Built on each call rather than stored: a sub-model kept as an attribute would be tracked and saved as a
-        second copy of the layers.
+        Args:
+            inputs: the encoder's inputs, ``{"waveform", "padding_mask"}``.
+            layer: "last" (``last_hidden_state``) or an index into ``hidden_states``.
         """
-        by_name = {layer.name: layer for layer in self.layers}
-        waveform = keras.Input(shape=(None,), dtype="float32", name="waveform")
-        padding_mask = keras.Input(shape=(None,), dtype="int32", name="padding_mask")
-        outputs, frame_mask = _forward(by_name.__getitem__, self._ssl_config, waveform, padding_mask)
-        outputs["frame_mask"] = frame_mask
-        return keras.Model({"waveform": waveform, "padding_mask": padding_mask}, outputs,
-                           name=f"{self.name}_padded")
+        out = self(inputs, training=False)
+        frames = out["last_hidden_state"] if layer == "last" else out["hidden_states"][layer]
+        return masked_mean_std(frames, out["frame_mask"])
+
+    def pooled_function(self, layer="last"):
+        """:meth:`pooled` as a ``tf.function`` of (waveform ``[b, s]`` float32, padding_mask ``[b, s]`` int32),
+        traced once per encoder and layer (a trace takes seconds) for batches of any shape."""
+        import tensorflow as tf
+
+        # Kept out of Keras' and TensorFlow's attribute tracking: a traced function is no state to save.
+        traced = self.__dict__.setdefault("_pooled_functions", {})
+        if layer not in traced:
+            signature = [tf.TensorSpec([None, None], tf.float32), tf.TensorSpec([None, None], tf.int32)]
+            traced[layer] = tf.function(lambda waveform, padding_mask: self.pooled(
+                {"waveform": waveform, "padding_mask": padding_mask}, layer), input_signature=signature)
+        return traced[layer]
+
+    # Unequal lengths -----------------------------------------------------------------------------------
 
     def encode(self, clips, batch_size: int = 8, max_samples: int | None = DEFAULT_MAX_SAMPLES,
                max_batch_samples: int = DEFAULT_MAX_BATCH_SAMPLES) -> list[dict]:
         """Encodes clips of any lengths; each result equals that clip encoded alone (to float rounding).
 
-        Clips are sorted by length and batched with zero padding and a padding mask (:meth:`padded_model`), so
-        little compute goes to padding. A batch holds at most `batch_size` clips and at most
-        `max_batch_samples` padded samples; a clip longer than that runs alone.
+        Clips are sorted by length and batched with zero padding and the padding mask
+        (:func:`exvo_keras.batching.length_batches`), so little compute goes to padding. A batch holds at most
+        `batch_size` clips and at most `max_batch_samples` padded samples; a clip longer than that runs alone.
 
         Args:
-            clips: 1-D float arrays (16 kHz waveform, normalised as the checkpoint expects).
+            clips: 1-D float arrays (16 kHz waveform; the encoder normalises them itself when do_normalize).
             batch_size: clips per batch at most.
             max_samples: longest clip accepted (default 60 s); longer ones raise ValueError before any work,
                 since attention memory grows with the square of the length. None lifts the limit.
@@ -437,22 +434,10 @@ class SSLEncoder(keras.Model):
                 raise ValueError(f"clip {i} has {clip.size} samples, over max_samples={max_samples}; one "
                                  f"attention tensor alone would take {gib:.1f} GiB. Pass max_samples=None to "
                                  "encode it anyway (it runs alone), or split it at pauses first.")
-        order = sorted(range(len(clips)), key=lambda i: -clips[i].size)
-        batches, current = [], []
-        for i in order:
-            longest = clips[current[0]].size if current else clips[i].size
-            if current and (len(current) >= batch_size or (len(current) + 1) * longest > max_batch_samples):
-                batches.append(current)
-                current = []
-            current.append(i)
-        if current:
-            batches.append(current)
-
-        padded = self.padded_model() if batches else None
         results = [None] * len(clips)
-        for batch in batches:
+        for batch in length_batches([c.size for c in clips], max_items=batch_size, max_samples=max_batch_samples):
             waveform, mask = pad_clips([clips[i] for i in batch])
-            out = padded({"waveform": waveform, "padding_mask": mask}, training=False)
+            out = self({"waveform": waveform, "padding_mask": mask}, training=False)
             last = ops.convert_to_numpy(out["last_hidden_state"])
             hidden = ops.convert_to_numpy(out["hidden_states"])
             for row, i in enumerate(batch):
@@ -460,11 +445,3 @@ class SSLEncoder(keras.Model):
                 results[i] = {"last_hidden_state": last[row, :frames].copy(),
                               "hidden_states": hidden[:, row, :frames].copy()}
         return results
-
-    def get_config(self):
-        config = {key: list(v) if isinstance(v, (list, tuple)) else v for key, v in self._ssl_config.items()}
-        return {"name": self.name, **config}
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)

@@ -12,6 +12,8 @@ One set of layers serves all three families; they differ only in configuration (
 - :class:`RelativePositionBias`: WavLM's bucketed relative position embedding, computed once per forward pass.
 - :class:`TransformerLayer`: post-norm ("base") or pre-norm ("stable layer norm", "large") encoder layer.
 - :class:`LengthMask`: sample-level padding mask -> frame-level mask after a stack of valid convolutions.
+- :class:`ClipNormalization`: Hugging Face's ``do_normalize`` on a padded batch, each clip over its own samples.
+- :class:`StackHiddenStates`: the per-layer outputs as one ``[layers + 1, batch, frames, hidden]`` tensor.
 
 Tensors are channels-last: ``[batch, time, channels]``. Dropout is left out; these layers are for inference
 and feature extraction (fine-tuning would need HF's dropout and LayerDrop added back).
@@ -24,6 +26,9 @@ import math
 import keras
 import numpy as np
 from keras import layers, ops
+
+from exvo_keras.signal.normalize import EPS as NORMALIZE_EPS
+from exvo_keras.signal.normalize import normalize_clips
 
 # Added to the attention logits of padded keys. Finite (not -inf) so that a row whose keys are all padding
 # (a padded query of the shortest clip) gives a uniform softmax instead of NaN.
@@ -485,3 +490,44 @@ class LengthMask(layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "kernels": self.kernels, "strides": self.strides}
+
+
+@keras.saving.register_keras_serializable(package="exvo_keras")
+class ClipNormalization(layers.Layer):
+    """Each clip of a padded batch to zero mean and unit variance over its own samples, padding kept at zero.
+
+    The checkpoint feature extractor's ``do_normalize`` (``Wav2Vec2FeatureExtractor``), computed by
+    :func:`exvo_keras.signal.normalize.normalize_clips`, the one implementation extraction and the exported
+    graphs share. TensorFlow ops inside: this project runs Keras on the TensorFlow backend.
+
+    Args:
+        epsilon: added to the variance (Hugging Face's 1e-7).
+
+    Call args:
+        waveform: ``[batch, samples]`` float.
+        padding_mask: ``[batch, samples]``, 1 for a clip's samples, 0 for padding.
+    """
+
+    def __init__(self, epsilon: float = NORMALIZE_EPS, **kwargs):
+        super().__init__(**kwargs)
+        self.epsilon = float(epsilon)
+
+    def call(self, waveform, padding_mask):
+        return normalize_clips(waveform, padding_mask, self.epsilon)
+
+    def compute_output_shape(self, waveform_shape, padding_mask_shape):
+        return waveform_shape
+
+    def get_config(self):
+        return {**super().get_config(), "epsilon": self.epsilon}
+
+
+@keras.saving.register_keras_serializable(package="exvo_keras")
+class StackHiddenStates(layers.Layer):
+    """Stacks ``layers + 1`` tensors ``[batch, frames, hidden]`` into ``[layers + 1, batch, frames, hidden]``."""
+
+    def call(self, tensors):
+        return ops.stack(tensors, axis=0)
+
+    def compute_output_shape(self, input_shapes):
+        return (len(input_shapes),) + tuple(input_shapes[0])

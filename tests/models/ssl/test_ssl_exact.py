@@ -1,4 +1,5 @@
-"""The Keras SSL encoders against Hugging Face's PyTorch models, the strict checkpoint loader, unequal lengths.
+"""The Keras SSL encoders against Hugging Face's PyTorch models, the strict checkpoint loader, unequal lengths,
+input normalisation in the graph.
 
 The fixtures (tests/models/ssl/fixtures/, made by make_fixtures.py) are tiny random checkpoints of every family
 in both layouts plus a legacy one, with HF's hidden states for a fixed input, so the exactness tests run
@@ -24,6 +25,7 @@ from exvo_keras.models.ssl import (
     CheckpointError,
     SSLEncoder,
     UnsafeCheckpointError,
+    checkpoint_digest,
     load_pretrained,
     read_checkpoint,
     small_config,
@@ -39,14 +41,21 @@ _loaded = {}
 
 
 def fixture_model(case):
-    """Loaded once per session; tests must not change its weights."""
+    """Loaded once per session; tests must not change its weights. The fixtures are HF's models without their
+    feature extractor: no input normalisation."""
     if case not in _loaded:
-        _loaded[case] = load_pretrained(FIXTURES / case)
+        _loaded[case] = load_pretrained(FIXTURES / case, do_normalize=False)
     return _loaded[case]
 
 
+def unpadded(model, x):
+    """The encoder on a batch of equal-length clips (a padding mask of ones)."""
+    x = np.asarray(x, "float32")
+    return model({"waveform": x, "padding_mask": np.ones(x.shape, "int32")})
+
+
 def deviations(model, expected):
-    out = model(expected["input_values"])
+    out = unpadded(model, expected["input_values"])
     hidden, last = np.asarray(out["hidden_states"]), np.asarray(out["last_hidden_state"])
     assert hidden.shape == expected["hidden_states"].shape
     assert last.shape == expected["last_hidden_state"].shape
@@ -85,13 +94,13 @@ def test_loading_needs_no_torch(monkeypatch):
 
     monkeypatch.setattr(builtins, "__import__", no_torch)
     expected = np.load(FIXTURES / LEGACY / "expected.npz")
-    assert max(deviations(load_pretrained(FIXTURES / LEGACY), expected)) < TOL
+    assert max(deviations(load_pretrained(FIXTURES / LEGACY, do_normalize=False), expected)) < TOL
 
 
 def test_final_norm_in_hidden_states_gives_the_transformers4_convention():
     expected = np.load(FIXTURES / "wavlm_large" / "expected.npz")
-    model = load_pretrained(FIXTURES / "wavlm_large", final_norm_in_hidden_states=True)
-    out = model(expected["input_values"])
+    model = load_pretrained(FIXTURES / "wavlm_large", final_norm_in_hidden_states=True, do_normalize=False)
+    out = unpadded(model, expected["input_values"])
     hidden, last = np.asarray(out["hidden_states"]), np.asarray(out["last_hidden_state"])
     np.testing.assert_array_equal(hidden[-1], last)
     assert np.abs(hidden[:-1] - expected["hidden_states"][:-1]).max() < TOL
@@ -108,22 +117,39 @@ def test_batched_clips_equal_one_at_a_time(case):
     clips = [0.5 * rng.standard_normal(n).astype("float32") for n in (1600, 1203, 917, 1600, 455)]
     batched = model.encode(clips, batch_size=3)
     for clip, got in zip(clips, batched):
-        alone = model(clip[None])
+        alone = unpadded(model, clip[None])
         frames = model.frame_count(clip.size)
         assert got["hidden_states"].shape == (model.num_hidden_layers + 1, frames, model.hidden_size)
         assert np.abs(got["hidden_states"] - np.asarray(alone["hidden_states"])[:, 0]).max() < 1e-5
         assert np.abs(got["last_hidden_state"] - np.asarray(alone["last_hidden_state"])[0]).max() < 1e-5
 
 
-def test_padded_model_zeroes_padding_and_reports_frames():
+def test_padding_is_zero_in_the_outputs_and_what_it_holds_does_not_matter():
     model = fixture_model("wav2vec2_base")
-    waveform = np.zeros((2, 1600), "float32")
+    waveform = 0.5 * np.random.default_rng(4).standard_normal((2, 1600)).astype("float32")
     mask = np.ones((2, 1600), "int32")
     mask[1, 1000:] = 0
-    out = model.padded_model()({"waveform": waveform, "padding_mask": mask})
+    out = model({"waveform": waveform, "padding_mask": mask})
     frame_mask = np.asarray(out["frame_mask"])
     assert frame_mask.sum(axis=1).tolist() == [model.frame_count(1600), model.frame_count(1000)]
     assert not np.asarray(out["hidden_states"])[:, 1, model.frame_count(1000):].any()
+    waveform[1, 1000:] = 1e6
+    again = model({"waveform": waveform, "padding_mask": mask})
+    np.testing.assert_array_equal(np.asarray(again["hidden_states"]), np.asarray(out["hidden_states"]))
+
+
+@pytest.mark.parametrize("case", ["wav2vec2_base", "wavlm_large"])
+def test_do_normalize_normalises_each_clip_under_its_padding_mask(case):
+    """The encoder with do_normalize on raw clips equals the encoder without it on clips normalised by HF's
+    formula, clip by clip in one padded batch."""
+    plain = fixture_model(case)
+    normalising = load_pretrained(FIXTURES / case, do_normalize=True)
+    rng = np.random.default_rng(5)
+    clips = [(0.3 + k) * rng.standard_normal(n).astype("float32") + 0.2 for k, n in enumerate((1600, 1100))]
+    normed = [(c - c.astype(np.float64).mean()) / np.sqrt(c.astype(np.float64).var() + 1e-7) for c in clips]
+    for got, want in zip(normalising.encode(clips), plain.encode(normed)):
+        assert np.abs(got["hidden_states"] - want["hidden_states"]).max() < 1e-5
+    assert normalising.get_config()["do_normalize"] and not plain.get_config()["do_normalize"]
 
 
 def test_encode_guards_lengths():
@@ -150,14 +176,14 @@ def test_missing_tensor_is_named(tmp_path):
     name = "encoder.layers.1.attention.gru_rel_pos_const"
     folder = edited_checkpoint(tmp_path, lambda t: {k: v for k, v in t.items() if k != name})
     with pytest.raises(CheckpointError, match=r"missing tensors \(1\):\n  " + name.replace(".", r"\.")):
-        load_pretrained(folder)
+        load_pretrained(folder, do_normalize=False)
 
 
 def test_unexpected_tensor_is_named(tmp_path):
     folder = edited_checkpoint(tmp_path, lambda t: {**t, "encoder.layers.1.attention.rel_attn_embed.weight":
                                                    t["encoder.layers.0.attention.rel_attn_embed.weight"]})
     with pytest.raises(CheckpointError, match=r"unexpected tensors \(1\):\n  encoder\.layers\.1\.attention"):
-        load_pretrained(folder)
+        load_pretrained(folder, do_normalize=False)
 
 
 def test_misshapen_tensor_is_named(tmp_path):
@@ -166,7 +192,7 @@ def test_misshapen_tensor_is_named(tmp_path):
     with pytest.raises(CheckpointError, match=r"wrong shape \(1\):\n  encoder\.layers\.0\.feed_forward\."
                                               r"intermediate_dense\.weight: checkpoint \(32, 64\), model expects "
                                               r"\(64, 32\)"):
-        load_pretrained(folder)
+        load_pretrained(folder, do_normalize=False)
 
 
 def test_prefixed_keys_and_listed_heads_are_accepted(tmp_path):
@@ -176,14 +202,33 @@ def test_prefixed_keys_and_listed_heads_are_accepted(tmp_path):
 
     folder = edited_checkpoint(tmp_path, edit)
     expected = np.load(folder / "expected.npz")
-    assert max(deviations(load_pretrained(folder), expected)) < TOL
+    assert max(deviations(load_pretrained(folder, do_normalize=False), expected)) < TOL
+
+
+def test_sharded_checkpoint_loads_the_same_and_its_digest_covers_every_shard(tmp_path):
+    folder = tmp_path / "sharded"
+    shutil.copytree(FIXTURES / "hubert_base", folder)
+    tensors = load_file(str(folder / "model.safetensors"))
+    (folder / "model.safetensors").unlink()
+    names = sorted(tensors)
+    shards = {"model-00001-of-00002.safetensors": names[::2], "model-00002-of-00002.safetensors": names[1::2]}
+    for shard, keys in shards.items():
+        save_file({k: tensors[k] for k in keys}, str(folder / shard))
+    index = {"weight_map": {k: shard for shard, keys in shards.items() for k in keys}}
+    (folder / "model.safetensors.index.json").write_text(json.dumps(index))
+    model = load_pretrained(folder, do_normalize=False)
+    assert max(deviations(model, np.load(folder / "expected.npz"))) < TOL
+    assert model.provenance.digest == checkpoint_digest(folder)
+    save_file({k: tensors[k] + (k == names[1]) for k in shards["model-00002-of-00002.safetensors"]},
+              str(folder / "model-00002-of-00002.safetensors"))
+    assert checkpoint_digest(folder) != model.provenance.digest
 
 
 def test_unknown_head_is_unexpected(tmp_path):
     folder = edited_checkpoint(tmp_path, lambda t: {**{f"wavlm.{k}": v for k, v in t.items()},
                                                    "speaker_head.weight": np.zeros(3, "float32")})
     with pytest.raises(CheckpointError, match="speaker_head.weight"):
-        load_pretrained(folder)
+        load_pretrained(folder, do_normalize=False)
 
 
 def test_clear_errors_for_missing_files_and_unsupported_models(tmp_path):
@@ -248,17 +293,17 @@ def test_save_and_load_keras_model(tmp_path):
     restored = keras.models.load_model(path)
     assert isinstance(restored, SSLEncoder) and restored.get_config() == model.get_config()
     x = np.load(FIXTURES / "wavlm_large" / "expected.npz")["input_values"]
-    np.testing.assert_allclose(np.asarray(restored(x)["hidden_states"]), np.asarray(model(x)["hidden_states"]),
-                               rtol=0, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(unpadded(restored, x)["hidden_states"]),
+                               np.asarray(unpadded(model, x)["hidden_states"]), rtol=0, atol=1e-6)
 
 
 def test_random_encoder_from_config():
     a = SSLEncoder.from_hf_config(small_config("wavlm", large=True), seed=3)
     b = SSLEncoder.from_config(json.loads(json.dumps(a.get_config())))
     x = np.random.default_rng(0).standard_normal((1, 1600)).astype("float32")
-    out_a = np.asarray(a(x)["last_hidden_state"])
+    out_a = np.asarray(unpadded(a, x)["last_hidden_state"])
     assert out_a.shape == (1, 79, 32) and np.isfinite(out_a).all()
-    np.testing.assert_array_equal(out_a, np.asarray(b(x)["last_hidden_state"]))  # same seed, same weights
+    np.testing.assert_array_equal(out_a, np.asarray(unpadded(b, x)["last_hidden_state"]))  # same seed, same weights
 
 
 # Live comparison with transformers (skipped where it is not installed) -----------------------------------
@@ -300,7 +345,7 @@ def test_live_matches_transformers(name, tmp_path):
         out = model(torch.from_numpy(x), output_hidden_states=True)
     expected = {"input_values": x, "hidden_states": np.stack([h.numpy() for h in out.hidden_states]),
                 "last_hidden_state": out.last_hidden_state.numpy()}
-    hidden_dev, last_dev = deviations(load_pretrained(tmp_path), expected)
+    hidden_dev, last_dev = deviations(load_pretrained(tmp_path, do_normalize=False), expected)
     assert hidden_dev < TOL and last_dev < TOL, (name, hidden_dev, last_dev)
 
 
@@ -321,7 +366,7 @@ def test_live_padding_equals_transformers_attention_mask(family, tmp_path):
     with torch.no_grad():
         out = model(torch.from_numpy(x), attention_mask=torch.from_numpy(mask), output_hidden_states=True)
     hf_hidden = np.stack([h.numpy() for h in out.hidden_states])
-    ours = load_pretrained(tmp_path).encode([x[row, :n] for row, n in enumerate(lengths)])
+    ours = load_pretrained(tmp_path, do_normalize=False).encode([x[row, :n] for row, n in enumerate(lengths)])
     for row, n in enumerate(lengths):
         frames = ours[row]["hidden_states"].shape[1]
         assert np.abs(ours[row]["hidden_states"] - hf_hidden[:, row, :frames]).max() < TOL
