@@ -99,7 +99,7 @@ def batch(clips):
 
 def plan_for(system: str):
     from exvo_keras.export.module import ExportPlan, FrameNetwork, HeadSource, SSLFeature
-    from exvo_keras.features.ssl import demo_encoder
+    from exvo_keras.models.ssl import demo_encoder
     from exvo_keras.models.frame_cnn import FrameCNN
     from exvo_keras.models.mtl import MultiTaskHead
 
@@ -118,7 +118,7 @@ def plan_for(system: str):
                                                     ((network or ssl).name,))},
                           tasks={t: source for t in ("emotion", "age", "country")})
 
-    wavlm = SSLFeature("wavlm", demo_encoder("wavlm", 0), "last", False)
+    wavlm = SSLFeature("wavlm", demo_encoder("wavlm", 0), "last")
     if system == "raw_paper":
         return one("raw_exvo_er-sys1", network=cnn("raw_exvo_er", "raw", 1))
     if system == "raw_demo":

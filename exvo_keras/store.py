@@ -15,6 +15,10 @@ computes only new and changed clips (fixing one file of ExVo's 59,201 costs one 
 checks the digests of the rows it reads, so the other rows of a store made before a file was fixed stay usable.
 Stores written before digests were kept (no `file_digests`) are vouched for by the whole-corpus fingerprint
 alone, as they were then.
+
+Shards: a long extraction may run as N independent jobs, shard I (a `Shard`) taking the corpus's clips I, I + N,
+I + 2N, ... into its own store whose settings add `"shard": "I/N"` (`exvo_keras.workspace.shard_store` names the
+file); `merge_shards` joins the complete shards into the normal store over the whole corpus.
 """
 from __future__ import annotations
 
@@ -22,7 +26,7 @@ import json
 import os
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, NamedTuple, Sequence
 
 import h5py
 import numpy as np
@@ -440,3 +444,109 @@ def read_fused(paths: Sequence, file_ids: Sequence[str], *, corpus=None,
     """Early fusion: the stores' rows for `file_ids`, concatenated in the order of `paths`."""
     return np.concatenate([read_store(p, file_ids, corpus=corpus, corpus_fingerprint=corpus_fingerprint)
                            for p in paths], axis=1)
+
+
+# Shards -------------------------------------------------------------------------------------------------------
+
+class Shard(NamedTuple):
+    """Shard `index` of `count` of an extraction: the clips at positions index, index + count, ... of the corpus
+    (interleaved, so every shard gets a similar mix of lengths and splits)."""
+
+    index: int
+    count: int
+
+    def __str__(self) -> str:
+        return f"{self.index}/{self.count}"
+
+    def ids(self, file_ids: Sequence[str]) -> list[str]:
+        return list(file_ids)[self.index::self.count]
+
+
+def parse_shard(shard) -> Shard | None:
+    """``"I/N"`` or ``(I, N)`` -> `Shard` with 0 <= I < N; None stays None.
+
+    Example:
+        >>> parse_shard("1/4"), str(parse_shard((1, 4)))
+        (Shard(index=1, count=4), '1/4')
+    """
+    if shard is None:
+        return None
+    try:
+        i, n = (shard.split("/") if isinstance(shard, str) else shard)
+        i, n = int(i), int(n)
+    except (ValueError, TypeError):
+        raise ValueError(f"shard {shard!r}: expected 'I/N' with 0 <= I < N, e.g. '0/4'") from None
+    if not (n >= 1 and 0 <= i < n):
+        raise ValueError(f"shard {shard!r}: expected 'I/N' with 0 <= I < N, e.g. '0/4'")
+    return Shard(i, n)
+
+
+def merge_shards(paths: Sequence, out_path, corpus, *, progress: bool = False) -> Path:
+    """Joins complete shard stores of one extraction into the normal store over the whole corpus.
+
+    Refuses (StoreError, naming the files) shards that are missing or incomplete, made from another corpus, by
+    another extractor or with other settings, that are not shard stores, and a set of shards that misses or
+    duplicates File_IDs of the corpus. The merged store has the settings of an unsharded extraction, so reading
+    it with the extraction's settings (e.g. ``exvo_keras.features.ssl.ssl_settings``) accepts it. If `out_path`
+    is already complete with those settings it is returned as is.
+
+    Example:
+        >>> merge_shards(shard_stores(ws.store("wavlm")), ws.store("wavlm"), corpus)  # doctest: +SKIP
+    """
+    paths = [Path(p) for p in paths]
+    if not paths:
+        raise StoreError("merge_shards: no shard stores given")
+    attrs = [check_store(p, corpus=corpus) for p in paths]
+    for path, a in zip(paths, attrs):
+        if "shard" not in a["settings"]:
+            raise StoreError(f"{path}: not a shard store (its settings have no 'shard')")
+    base = {k: v for k, v in attrs[0]["settings"].items() if k != "shard"}
+    for path, a in zip(paths[1:], attrs[1:]):
+        if a["extractor"] != attrs[0]["extractor"]:
+            raise StoreError(f"{path}: made by extractor {a['extractor']!r}, {paths[0]} by "
+                             f"{attrs[0]['extractor']!r}")
+        other = {k: v for k, v in a["settings"].items() if k != "shard"}
+        diff = sorted(k for k in set(base) | set(other) if base.get(k) != other.get(k))
+        if diff:
+            detail = ", ".join(f"{k}: {base.get(k)!r} vs {other.get(k)!r}" for k in diff)
+            raise StoreError(f"shards {paths[0]} and {path} were made with different settings ({detail})")
+
+    where: dict[str, tuple[int, int]] = {}
+    duplicates = []
+    for s, path in enumerate(paths):
+        with _reading(path) as f:
+            ids = _strings(f["file_ids"])
+        for row, fid in enumerate(ids):
+            if fid in where:
+                duplicates.append(f"{fid} ({paths[where[fid][0]].name} and {path.name})")
+            else:
+                where[fid] = (s, row)
+    if duplicates:
+        raise StoreError(f"shards overlap: {len(duplicates)} File_ID(s) in more than one shard, e.g. "
+                         + "; ".join(duplicates[:5]))
+    file_ids = corpus.file_ids()
+    missing = [fid for fid in file_ids if fid not in where]
+    extra = sorted(set(where) - set(file_ids))
+    if missing:
+        labels = sorted({a["settings"]["shard"] for a in attrs})
+        raise StoreError(f"shards {', '.join(labels)} miss {len(missing)} of the corpus's {len(file_ids)} clips, "
+                         f"e.g. {missing[:5]}; extract the missing shard(s) first")
+    if extra:
+        raise StoreError(f"shards hold {len(extra)} File_ID(s) not in the corpus, e.g. {extra[:5]}")
+
+    handles = [h5py.File(p, "r") for p in paths]
+    try:
+        def rows(ids):
+            out = np.zeros((len(ids), int(attrs[0]["dims"])), np.float32)
+            for s, handle in enumerate(handles):
+                picks = [(k, where[fid][1]) for k, fid in enumerate(ids) if where[fid][0] == s]
+                if picks:
+                    picks.sort(key=lambda p: p[1])  # h5py reads increasing indices
+                    out[[k for k, _ in picks]] = handle["embeddings"][[r for _, r in picks]]
+            return out
+
+        return build_store(out_path, file_ids, rows, extractor=attrs[0]["extractor"], settings=base,
+                           corpus=corpus, batch_size=4096, progress=progress, desc="merging shards")
+    finally:
+        for handle in handles:
+            handle.close()

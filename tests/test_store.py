@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from exvo_keras.data.audio import AudioError
-from exvo_keras.store import (StoreError, StoreWriter, build_store, check_store, partial_path, read_fused,
-                              read_store)
+from exvo_keras.store import (Shard, StoreError, StoreWriter, build_store, check_store, parse_shard, partial_path,
+                              read_fused, read_store)
 
 IDS = [f"[{i:05d}]" for i in range(50)]
 SETTINGS = {"layer": 3, "pool": "mean+std"}
@@ -125,3 +125,13 @@ def test_a_truncated_store_is_a_store_error_naming_the_file_and_the_fix(tmp_path
                  lambda: read_store(path, IDS), lambda: read_fused([path], IDS)):
         with pytest.raises(StoreError, match=fix):
             read()
+
+
+def test_a_shard_takes_every_nth_clip_and_is_written_one_way():
+    ids = [f"[{k:05d}]" for k in range(7)]
+    assert parse_shard("1/3") == parse_shard((1, 3)) == Shard(1, 3) and parse_shard(None) is None
+    assert Shard(1, 3).ids(ids) == ids[1::3] and str(Shard(1, 3)) == "1/3"
+    assert sorted(sum((Shard(i, 3).ids(ids) for i in range(3)), [])) == ids
+    for bad in ("3/3", "-1/2", "1", "a/b", (0, 0)):
+        with pytest.raises(ValueError, match="0 <= I < N"):
+            parse_shard(bad)

@@ -40,12 +40,12 @@ class FrameNetwork:
 
 @dataclass
 class SSLFeature:
-    """An SSL encoder in the graph: mean+std over valid frames of one hidden layer, as the store was made."""
+    """An SSL encoder in the graph: mean+std over valid frames of one hidden layer, as the store was made (the
+    encoder normalises its input itself when its do_normalize says so)."""
 
     name: str
     encoder: object  # SSLEncoder
     layer: object  # "last" or an index into hidden_states
-    do_normalize: bool
 
 
 @dataclass
@@ -82,10 +82,7 @@ class _Predictor:
     def __init__(self, plan: ExportPlan):
         import keras
 
-        from exvo_keras.features.ssl import NORMALIZE_EPS
-
         self.plan = plan
-        self.normalize_eps = NORMALIZE_EPS
         missing = [t for t in TASKS if t not in plan.tasks]
         if missing:
             raise ValueError(f"export plan has no source for {', '.join(missing)}")
@@ -99,7 +96,6 @@ class _Predictor:
             embedding = model.get_layer("embedding").output
             self.cnn[name] = (keras.Model(model.input, [embedding, model.output], name=f"{name}_export"),
                               int(embedding.shape[-1]), int(model.output.shape[-1]))
-        self.padded = {name: s.encoder.padded_model() for name, s in plan.ssl.items()}
 
     def _frame_network(self, name, signals, lengths, batch):
         net = self.plan.networks[name]
@@ -117,14 +113,11 @@ class _Predictor:
         return tf.cast(tf.concat([mean, std], axis=1), tf.float32), tf.cast(posterior, tf.float32)
 
     def _ssl_feature(self, name, waveform, lengths):
-        from exvo_keras.features.functionals import masked_mean_std
-
         feature = self.plan.ssl[name]
-        mask = graph.sample_mask(waveform, lengths)
-        x = graph.normalize_clips(waveform, lengths, self.normalize_eps) if feature.do_normalize else waveform * mask
-        out = self.padded[name]({"waveform": x, "padding_mask": tf.cast(mask, tf.int32)}, training=False)
-        frames = out["last_hidden_state"] if feature.layer == "last" else out["hidden_states"][int(feature.layer)]
-        return masked_mean_std(frames, out["frame_mask"])
+        layer = feature.layer if feature.layer == "last" else int(feature.layer)
+        inputs = {"waveform": waveform, "padding_mask": tf.cast(graph.sample_mask(waveform, lengths), tf.int32)}
+        # The store holds float32 rows of the float64 pooling, as extraction writes them.
+        return tf.cast(feature.encoder.pooled(inputs, layer), tf.float32)
 
     def __call__(self, waveform, lengths):
         plan = self.plan

@@ -1,5 +1,5 @@
 """SSL feature extraction: store layout and values against the encoder called clip by clip, batching, resuming,
-shards, settings, bad files, do_normalize from a checkpoint folder."""
+shards, settings and provenance, bad files, do_normalize from a checkpoint folder."""
 
 import builtins
 import json
@@ -15,17 +15,10 @@ import soundfile as sf
 import exvo_keras.features.ssl as ssl_features
 from conftest import write_corpus
 from exvo_keras.data.corpus import load_corpus
-from exvo_keras.features.ssl import (
-    checkpoint_for,
-    demo_encoder,
-    extract_ssl,
-    load_encoder,
-    merge_shards,
-    shard_path,
-    ssl_settings,
-)
-from exvo_keras.models.ssl import load_pretrained
-from exvo_keras.store import StoreError, partial_path, read_store, store_attrs
+from exvo_keras.features.ssl import extract_ssl, ssl_settings
+from exvo_keras.models.ssl import Provenance, checkpoint_for, demo_encoder, load_pretrained
+from exvo_keras.store import StoreError, merge_shards, parse_shard, partial_path, read_store, store_attrs
+from exvo_keras.workspace import shard_store
 
 FIXTURES = Path(__file__).resolve().parents[1] / "models" / "ssl" / "fixtures"
 TOL = 1e-5
@@ -53,7 +46,7 @@ def varied_corpus(root, n_per_split=(4, 2, 2)):
 
 def reference(model, clip, layer):
     """Mean and population std over frames of the model called on the clip alone (numpy, float64)."""
-    out = model(clip[None].astype(np.float32))
+    out = model({"waveform": clip[None].astype(np.float32), "padding_mask": np.ones((1, clip.size), "int32")})
     frames = np.asarray(out["last_hidden_state"] if layer is None else out["hidden_states"][layer])[0]
     frames = frames.astype(np.float64)
     return np.concatenate([frames.mean(0), frames.std(0)])
@@ -220,13 +213,15 @@ def test_do_normalize_from_the_checkpoint_normalises_each_clip(corpus, tmp_path,
     monkeypatch.undo()
     settings = store_attrs(path)["settings"]
     assert settings["do_normalize"] is True and settings["weights"].startswith("sha1 ")
-    assert settings == ssl_settings(load_encoder(folder))  # the loaded encoder is the same checkpoint
-    model = load_pretrained(folder)
+    loaded = load_pretrained(folder)  # normalises by itself, as the checkpoint's feature extractor says
+    assert loaded.do_normalize and settings == ssl_settings(loaded)  # the same checkpoint, the same settings
+    raw = load_pretrained(folder, do_normalize=False)
     rows = read_store(path, corpus.file_ids())
     for clip, row in zip(clips_of(corpus), rows):
         normed = (clip - clip.mean()) / np.sqrt(clip.var() + 1e-7)  # Wav2Vec2FeatureExtractor's formula
-        assert np.abs(row - reference(model, normed, None)).max() < 1e-4
-    assert np.abs(rows[0] - reference(model, clips_of(corpus)[0], None)).max() > 1e-2
+        assert np.abs(row - reference(raw, normed, None)).max() < 1e-4
+        assert np.abs(row - reference(loaded, clip, None)).max() < 1e-4
+    assert np.abs(rows[0] - reference(raw, clips_of(corpus)[0], None)).max() > 1e-2
 
     with pytest.raises(StoreError, match="do_normalize: store has True, wanted False"):
         extract_ssl(corpus, folder, path, normalize=False, progress=False)
@@ -247,6 +242,26 @@ def test_checkpoint_folders_by_feature_set_name(tmp_path):
     assert checkpoint_for("wav2vec2", tmp_path) == folder
     with pytest.raises(KeyError, match="unknown SSL feature set"):
         checkpoint_for("whisper", tmp_path)
-    assert shard_path(tmp_path / "wavlm.h5", "1/4").name == "wavlm.shard1of4.h5"
+    assert shard_store(tmp_path / "wavlm.h5", *parse_shard("1/4")).name == "wavlm.shard1of4.h5"
     with pytest.raises(ValueError, match="0 <= I < N"):
-        shard_path(tmp_path / "wavlm.h5", "4/4")
+        parse_shard("4/4")
+
+
+def test_provenance_is_written_and_read_back_in_one_form():
+    records = [Provenance("demo", False, seed=3), Provenance("checkpoint", True, digest="0123456789abcdef"),
+               Provenance("variables", False, digest="fedcba9876543210")]
+    assert [p.to_attrs()["weights"] for p in records] == [
+        "random-init seed 3", "sha1 0123456789abcdef", "variables sha1 fedcba9876543210"]
+    assert [Provenance.from_attrs(p.to_attrs()) for p in records] == records
+    assert [p.random_init for p in records] == [True, False, False]
+    with pytest.raises(ValueError, match="not a checkpoint digest"):
+        Provenance.from_attrs({"weights": "random", "do_normalize": False})
+
+
+def test_an_encoder_whose_weights_changed_is_no_longer_its_demo(corpus):
+    model = demo_encoder("wav2vec2", seed=0)
+    assert ssl_settings(model)["weights"] == "random-init seed 0"
+    model.feature_projection.bias.assign(model.feature_projection.bias + 1.0)
+    assert ssl_settings(model)["weights"].startswith("variables sha1 ")
+    with pytest.raises(ValueError, match="built with do_normalize=False"):
+        ssl_settings(model, normalize=True)
