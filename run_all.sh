@@ -18,7 +18,7 @@ cd "$(dirname "$0")"
 DATA=""
 WORK=work
 RESULTS=results
-SEEDS=5
+SEEDS=()
 PROFILE=""
 OOD=()
 SSL=()
@@ -29,7 +29,7 @@ while [ $# -gt 0 ]; do
     --data) DATA="$2"; shift 2 ;;
     --work) WORK="$2"; shift 2 ;;
     --results) RESULTS="$2"; shift 2 ;;
-    --seeds) SEEDS="$2"; shift 2 ;;
+    --seeds) SEEDS=(--seeds "$2"); shift 2 ;;
     --profile) PROFILE="$2"; shift 2 ;;
     --list|--weights) OOD+=("$1" "$2"); shift 2 ;;
     --ssl-dir) SSL=(--ssl-dir "$2"); shift 2 ;;
@@ -50,19 +50,22 @@ if [ -z "$DATA" ]; then
   exvo make-demo "$DATA"
 fi
 PROFILE="${PROFILE:-paper}"
-NETWORKS=(raw_exvo_er zff_exvo_er raw_exvo_cr zff_exvo_cr raw_ser zff_ser raw_asr)
-EMBEDDINGS=(raw_exvo_er zff_exvo_er raw_ser zff_ser raw_asr)
+# The package's registry names the networks, those whose embeddings the tables read, and the SSL feature sets
+# (single words, so the lists expand unquoted below).
+NETWORKS=$(python -m exvo_keras list networks)
+EMBEDDINGS=$(python -m exvo_keras list embedded-networks)
+SSL_SETS=$(python -m exvo_keras list ssl-feature-sets)
 
 exvo check-corpus "$DATA"
 exvo extract-compare --data "$DATA" --work "$WORK"
-exvo train-network "${NETWORKS[@]}" --data "$DATA" --work "$WORK" --profile "$PROFILE" ${OOD[@]+"${OOD[@]}"}
-exvo extract-network "${EMBEDDINGS[@]}" --data "$DATA" --work "$WORK"
-exvo extract-ssl wavlm hubert wav2vec2 --data "$DATA" --work "$WORK" ${SSL[@]+"${SSL[@]}"}
+exvo train-network $NETWORKS --data "$DATA" --work "$WORK" --profile "$PROFILE" ${OOD[@]+"${OOD[@]}"}
+exvo extract-network $EMBEDDINGS --data "$DATA" --work "$WORK"
+exvo extract-ssl $SSL_SETS --data "$DATA" --work "$WORK" ${SSL[@]+"${SSL[@]}"}
 if [ -n "$IMAGENET" ]; then
   exvo extract-deepspectrum --imagenet-weights "$IMAGENET" --data "$DATA" --work "$WORK"
 fi
-exvo train --table 2 --data "$DATA" --work "$WORK" --seeds "$SEEDS"
-exvo train --table 3 --data "$DATA" --work "$WORK" --seeds "$SEEDS"
+exvo train --table 2 --data "$DATA" --work "$WORK" ${SEEDS[@]+"${SEEDS[@]}"}
+exvo train --table 3 --data "$DATA" --work "$WORK" ${SEEDS[@]+"${SEEDS[@]}"}
 exvo report --table all --data "$DATA" --work "$WORK" --out "$RESULTS"
 # The best exportable system on Val as one SavedModel, then the Test split predicted through it.
 exvo export best "$MODELS/best" --work "$WORK" --data "$DATA" --overwrite ${SSL[@]+"${SSL[@]}"}

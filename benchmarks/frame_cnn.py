@@ -31,13 +31,15 @@ def main() -> None:
 
     from exvo_keras.data.corpus import load_corpus
     from exvo_keras.data.pipeline import training_windows
-    from exvo_keras.experiments.networks import NETWORKS, exvo_training_sets
+    from exvo_keras.experiments.networks import exvo_training_sets
     from exvo_keras.models.frame_cnn import FrameCNN
+    from exvo_keras.registry import NETWORKS
     from exvo_keras.training.frame_cnn import FrameTraining
+    from exvo_keras.workspace import Workspace
 
     corpus = load_corpus(args.data)
     with tempfile.TemporaryDirectory() as work:
-        fit, _, names = exvo_training_sets(NETWORKS["raw_exvo_er"], corpus, work, progress=False)
+        fit, _, names = exvo_training_sets(NETWORKS["raw_exvo_er"], corpus, Workspace(work), progress=False)
         ds = training_windows(fit.load, fit.labels, hop_frames=args.hop, batch_size=256, seed=0)
         t0 = time.perf_counter()
         windows = sum(int(x.shape[0]) for x, _ in ds)

@@ -25,9 +25,9 @@ from common import report  # noqa: E402
 from exvo_keras.data.corpus import load_corpus  # noqa: E402
 from exvo_keras.data.demo import make_demo  # noqa: E402
 from exvo_keras.data.labels import EMOTIONS  # noqa: E402
-from exvo_keras.experiments.reproduce import head_training  # noqa: E402
 from exvo_keras.features.compare import extract_compare  # noqa: E402
 from exvo_keras.training.mtl import reference_scores, run_head  # noqa: E402
+from exvo_keras.training.recipes import HeadTraining  # noqa: E402
 
 CORPORA = {"small": (90, 4), "mid": (450, 2)}
 SYSTEMS = (("sys1", "baseline"), ("sys2", "baseline"), ("sys1", "default"), ("sys2", "default"),
@@ -66,7 +66,7 @@ def main() -> None:
         figures[f"{name}_train_speakers"] = int(corpus.rows("Train")["Subject_ID"].nunique())
         figures[f"{name}_reference"] = {m: round(ref[m], 3) for m in METRICS}
         for head, recipe in SYSTEMS:
-            cfg = head_training([store], head, corpus, recipe=recipe, eval_splits=["Val"])
+            cfg = HeadTraining.from_recipe([store], head, recipe, corpus=corpus, eval_splits=["Val"])
             run = Path(args.work) / f"{name}_work" / "runs" / f"{head}-{recipe}"
             t0 = time.perf_counter()
             summary = run_head(run, corpus, cfg, list(range(args.seeds)), progress=False)["Val"]

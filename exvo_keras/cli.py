@@ -6,11 +6,13 @@ Each command is a thin wrapper over a package function; run_all.sh only chains t
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import sys
 from pathlib import Path
+
+from exvo_keras import registry
+from exvo_keras.workspace import ReportFolder, Workspace, shard_stores
 
 DEFAULT_WORK = "work"
 
@@ -55,11 +57,10 @@ def cmd_check_corpus(args) -> int:
 
 def cmd_extract_compare(args) -> int:
     from exvo_keras.data.corpus import load_corpus
-    from exvo_keras.experiments.tables import feature_store
     from exvo_keras.features.compare import extract_compare
 
     corpus = load_corpus(args.data)
-    out = Path(args.out) if args.out else feature_store(args.work, "compare")
+    out = Path(args.out) if args.out else args.work.store(registry.COMPARE)
     if out.exists():
         print(f"{out}: exists; only clips that are new or changed since are computed")
     path = extract_compare(corpus, out, jobs=args.jobs, progress=not args.quiet)
@@ -91,8 +92,9 @@ def cmd_train(args) -> int:
 
 def cmd_train_mtl(args) -> int:
     from exvo_keras.data.corpus import load_corpus
-    from exvo_keras.experiments.reproduce import head_training, summary_line
+    from exvo_keras.experiments.reproduce import summary_line
     from exvo_keras.training.mtl import reference_scores, run_head
+    from exvo_keras.training.recipes import HeadTraining
 
     corpus = load_corpus(args.data)
     seeds = list(range(args.seed0, args.seed0 + args.seeds))
@@ -102,12 +104,12 @@ def cmd_train_mtl(args) -> int:
         # What the deep head adds is read off the linear reference on the same features, trained beside it.
         runs["linear"] = Path(args.out).with_name(Path(args.out).name + "-linear")
     for head, out in runs.items():
-        summary = run_head(out, corpus, head_training(args.features, head, corpus, **options), seeds,
-                           progress=not args.quiet)
+        summary = run_head(out, corpus, HeadTraining.from_recipe(args.features, head, corpus=corpus, **options),
+                           seeds, progress=not args.quiet)
         print(summary_line(f"{out} ({head})", summary))
     ref = reference_scores(corpus, "Val")
     print("Reference (Train means + majority country) [Val] " + ", ".join(
-        f"{m} {ref[m]:.3f}" for m in ("emo_ccc", "cou_uar", "age_mae", "s_mtl")))
+        f"{m} {ref[m]:.3f}" for m in registry.METRICS))
     return 0
 
 
@@ -123,21 +125,22 @@ def _named_paths(pairs, what: str) -> dict[str, Path]:
 
 def cmd_train_network(args) -> int:
     from exvo_keras.data.corpus import load_corpus
-    from exvo_keras.experiments.networks import DEMO_LISTS, network, train_network
+    from exvo_keras.experiments.networks import train_network
+    from exvo_keras.runs import read_json
 
     corpus = load_corpus(args.data)
-    lists = {k: Path(args.data) / v for k, v in DEMO_LISTS.items() if (Path(args.data) / v).exists()}
+    lists = {k: Path(args.data) / v for k, v in registry.DEMO_LISTS.items() if (Path(args.data) / v).exists()}
     lists.update(_named_paths(args.list, "--list"))
     weights = _named_paths(args.weights, "--weights")
     for name in args.networks:
-        net = network(name)
+        net = registry.network(name)
         try:
             folder = train_network(net, corpus, args.work, args.profile, lists=lists, weights=weights.get(name),
                                    seed=args.seed, progress=not args.quiet, verbose=0 if args.quiet else 2)
         except FileNotFoundError as exc:
             print(f"{net.label}: not run: {exc}")
             continue
-        metrics = json.loads((folder / "metrics.json").read_text())
+        metrics = read_json(folder.metrics)
         val = metrics.get("Val")
         score = f"Val UAR {val['uar']:.3f}, WAR {val['war']:.3f}" + (
             f" (collapsed: predicts class {val['predicted_classes'][0]} for every clip)"
@@ -149,11 +152,11 @@ def cmd_train_network(args) -> int:
 
 def cmd_extract_network(args) -> int:
     from exvo_keras.data.corpus import load_corpus
-    from exvo_keras.experiments.networks import extract_network, network
+    from exvo_keras.experiments.networks import extract_network
 
     corpus = load_corpus(args.data)
     for name in args.networks:
-        net = network(name)
+        net = registry.network(name)
         try:
             path = extract_network(net, corpus, args.work, progress=not args.quiet)
         except FileNotFoundError as exc:
@@ -165,7 +168,7 @@ def cmd_extract_network(args) -> int:
 
 def cmd_extract_ssl(args) -> int:
     from exvo_keras.data.corpus import load_corpus
-    from exvo_keras.features.ssl import extract_feature_set, extract_ssl, feature_path
+    from exvo_keras.features.ssl import extract_feature_set, extract_ssl
 
     corpus = load_corpus(args.data)
     if args.checkpoint and len(args.names) != 1:
@@ -174,7 +177,7 @@ def cmd_extract_ssl(args) -> int:
     for name in args.names:
         common = dict(layer=layer, shard=args.shard, progress=not args.quiet)
         if args.checkpoint:
-            path = extract_ssl(corpus, Path(args.checkpoint), feature_path(args.work, name), **common)
+            path = extract_ssl(corpus, Path(args.checkpoint), args.work.store(name), **common)
         else:
             path = extract_feature_set(name, corpus, args.work, ssl_dir=args.ssl_dir, seed=args.seed, **common)
         source = args.checkpoint or (f"checkpoints in {args.ssl_dir}" if args.ssl_dir else "random-init demo encoder")
@@ -184,11 +187,11 @@ def cmd_extract_ssl(args) -> int:
 
 def cmd_merge_ssl(args) -> int:
     from exvo_keras.data.corpus import load_corpus
-    from exvo_keras.features.ssl import feature_path, merge_shards
+    from exvo_keras.store import merge_shards
 
     corpus = load_corpus(args.data)
-    target = feature_path(args.work, args.name)
-    shards = sorted(target.parent.glob(f"{target.stem}.shard*of*.h5"))
+    target = args.work.store(args.name)
+    shards = shard_stores(target)
     print(f"{args.name}: merged {len(shards)} shard(s) into {merge_shards(shards, target, corpus)}")
     return 0
 
@@ -203,14 +206,15 @@ def cmd_figure2(args) -> int:
 
 def cmd_report(args) -> int:
     from exvo_keras.data.corpus import load_corpus
-    from exvo_keras.experiments.report import COMPARISON_PLOT, all_reports, table_report
+    from exvo_keras.experiments.report import all_reports, table_report
 
     corpus = load_corpus(args.data)
     if args.table == "all":
         all_reports(corpus, args.work, args.out)
+        out = ReportFolder(args.out)
         for table in (1, 2, 3):
-            print((Path(args.out) / f"table{table}.md").read_text())
-        print(f"S_MTL comparison: {Path(args.out) / COMPARISON_PLOT}")
+            print(out.table_markdown(table).read_text())
+        print(f"S_MTL comparison: {out.comparison_plot}")
     else:
         print(table_report(int(args.table), corpus, args.work, args.out)[1])
     return 0
@@ -218,23 +222,27 @@ def cmd_report(args) -> int:
 
 def cmd_extract_deepspectrum(args) -> int:
     from exvo_keras.data.corpus import load_corpus
-    from exvo_keras.experiments.tables import feature_store
     from exvo_keras.features.deepspectrum import extract_deepspectrum
 
     corpus = load_corpus(args.data)
-    path = extract_deepspectrum(corpus, args.imagenet_weights, feature_store(args.work, "deepspectrum"),
+    path = extract_deepspectrum(corpus, args.imagenet_weights, args.work.store(registry.DEEPSPECTRUM),
                                 progress=not args.quiet)
     print(f"DeepSpectrum store: {path}")
     return 0
 
 
 def cmd_export(args) -> int:
-    from exvo_keras.export import DEFAULT_OUT, best_exportable_system, export_system
+    from exvo_keras.export import DEFAULT_OUT, METADATA_FILE, best_exportable_system, export_system
 
     key = best_exportable_system(args.work) if args.system == "best" else args.system
     out = Path(args.out_dir) if args.out_dir else Path(DEFAULT_OUT) / key
     path = export_system(key, args.work, out, data=args.data, ssl_dir=args.ssl_dir, overwrite=args.overwrite)
-    print(f"{key}: SavedModel in {path} (metadata: {path / 'exvo_metadata.json'})")
+    print(f"{key}: SavedModel in {path} (metadata: {path / METADATA_FILE})")
+    return 0
+
+
+def cmd_list(args) -> int:
+    print("\n".join(registry.LISTS[args.what]()))
     return 0
 
 
@@ -265,7 +273,8 @@ def cmd_predict(args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from exvo_keras.data import demo
-    from exvo_keras.training.recipes import DEFAULT_RECIPE, PRESETS, RECIPES
+    from exvo_keras.training.frame_cnn import PROFILES, FrameTraining
+    from exvo_keras.training.recipes import DEFAULT_HEAD, DEFAULT_RECIPE, DEFAULT_SEEDS, PRESETS, RECIPES
 
     parser = argparse.ArgumentParser(prog="python -m exvo_keras",
                                      description="Reproduce Purohit et al. (ExVo 2022 Multi-Task) in Keras 3.")
@@ -293,7 +302,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     def data_work(p):
         p.add_argument("--data", required=True, help="ExVo-format corpus folder (real or demo)")
-        p.add_argument("--work", default=DEFAULT_WORK, help=f"folder for stores and runs (default {DEFAULT_WORK}/)")
+        p.add_argument("--work", type=Workspace, default=DEFAULT_WORK,
+                       help=f"folder for stores and runs (default {DEFAULT_WORK}/)")
 
     p = add("extract-compare", cmd_extract_compare,
             "ComParE 2016 functionals (openSMILE, 6,373 dims) of every clip into an HDF5 store (resumable).")
@@ -302,7 +312,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="worker processes (default: all cores)")
 
     def training(p):
-        p.add_argument("--seeds", type=int, default=5, help="number of seeds (default 5)")
+        p.add_argument("--seeds", type=int, default=DEFAULT_SEEDS, help="number of seeds (default %(default)s)")
         p.add_argument("--seed0", type=int, default=0, help="first seed (default 0)")
         default = RECIPES[DEFAULT_RECIPE]
         p.add_argument("--recipe", choices=sorted(RECIPES), default=DEFAULT_RECIPE,
@@ -324,7 +334,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("train", cmd_train, "Train and score the registered systems of a table over N seeds, then build its "
                                 "hybrids (resumable; rows whose inputs are missing say what to supply).")
     data_work(p)
-    p.add_argument("--table", type=int, choices=(2, 3), default=2, help="train every system of this table (default 2)")
+    p.add_argument("--table", type=int, choices=sorted(registry.TABLE_SPLIT), default=2,
+                   help="train every system of this table (default %(default)s)")
     p.add_argument("--rows", nargs="+", metavar="KEY",
                    help="system keys instead of a whole table, e.g. compare-sys1 raw_exvo_er+wavlm-sys2 hybrid-auto")
     training(p)
@@ -332,7 +343,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("train-mtl", cmd_train_mtl, "Train a multi-task head on any stores (early fusion if several).")
     p.add_argument("--data", required=True, help="ExVo-format corpus folder")
     p.add_argument("--features", nargs="+", required=True, help="HDF5 store(s); several are concatenated")
-    p.add_argument("--head", choices=sorted(PRESETS), default="sys1",
+    p.add_argument("--head", choices=sorted(PRESETS), default=DEFAULT_HEAD,
                    help="head preset (linear: ridge + logistic regression; the summary adds it beside any head)")
     p.add_argument("--out", required=True, help="run folder")
     training(p)
@@ -340,26 +351,30 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("train-network", cmd_train_network,
             "Train frame CNNs (Raw/Zff ExVo ER/CR, SER, ASR) and score them; resumes an interrupted run.")
     data_work(p)
-    p.add_argument("networks", nargs="+", help="network names: " + ", ".join(
-        ["raw_exvo_er", "zff_exvo_er", "raw_exvo_cr", "zff_exvo_cr", "raw_ser", "zff_ser", "raw_asr"]))
-    p.add_argument("--profile", choices=("paper", "demo"), default="paper",
-                   help="paper: a window every 10 ms, full schedule; demo: every 200 ms, batches of 64, 4 epochs")
+    p.add_argument("networks", nargs="+", choices=list(registry.NETWORKS), metavar="NETWORK",
+                   help="network names: " + ", ".join(registry.NETWORKS))
+    p.add_argument("--profile", choices=sorted(PROFILES), default=FrameTraining.profile,
+                   help="frame-CNN settings (default %(default)s): " + "; ".join(
+                       f"{name}: " + ", ".join(f"{k} {v}" for k, v in settings.items())
+                       for name, settings in PROFILES.items()) + " (hop_frames: a window every N x 10 ms)")
     p.add_argument("--list", action="append", metavar="SOURCE=CSV",
                    help="labelled list for an out-of-domain source, e.g. ser=iemocap.csv or phones=ami.csv "
                         "(default: the demo corpus's ood/ lists when present)")
     p.add_argument("--weights", action="append", metavar="NETWORK=FILE",
                    help="trained weights (.keras) instead of training, e.g. raw_ser=raw_ser.keras")
-    p.add_argument("--seed", type=int, default=0, help="seed of the weights and the window order (default 0)")
+    p.add_argument("--seed", type=int, default=FrameTraining.seed,
+                   help="seed of the weights and the window order (default %(default)s)")
 
     p = add("extract-network", cmd_extract_network,
             "Embed every clip with trained frame CNNs (mean+std of the hidden layer) into stores.")
     data_work(p)
-    p.add_argument("networks", nargs="+", help="network names (see train-network)")
+    p.add_argument("networks", nargs="+", choices=list(registry.NETWORKS), metavar="NETWORK",
+                   help="network names (see train-network)")
 
     p = add("extract-ssl", cmd_extract_ssl,
             "Mean+std of a WavLM / HuBERT / Wav2Vec2 hidden layer for every clip into a store (resumable).")
     data_work(p)
-    p.add_argument("names", nargs="+", choices=("wavlm", "hubert", "wav2vec2"), help="feature sets to extract")
+    p.add_argument("names", nargs="+", choices=list(registry.SSL_FEATURE_SETS), help="feature sets to extract")
     p.add_argument("--ssl-dir", help="folder holding wavlm-large/, hubert-large-ll60k/, wav2vec2-base/ (Hugging "
                                      "Face checkpoints); without it, small random-init demo encoders are used")
     p.add_argument("--checkpoint", help="one checkpoint folder (config.json + model.safetensors) for one name")
@@ -370,10 +385,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("merge-ssl", cmd_merge_ssl, "Join the complete shard stores of an extraction into one store.")
     data_work(p)
-    p.add_argument("name", choices=("wavlm", "hubert", "wav2vec2"), help="feature set whose shards to merge")
+    p.add_argument("name", choices=list(registry.SSL_FEATURE_SETS), help="feature set whose shards to merge")
 
     p = add("figure2", cmd_figure2, "Figure 2: cumulative frequency response of each network's first conv layer.")
-    p.add_argument("--work", default=DEFAULT_WORK, help=f"folder with trained networks (default {DEFAULT_WORK}/)")
+    p.add_argument("--work", type=Workspace, default=DEFAULT_WORK,
+                   help=f"folder with trained networks (default {DEFAULT_WORK}/)")
     p.add_argument("--out", default="results/figure2.png", help="PNG path (default results/figure2.png)")
 
     p = add("extract-deepspectrum", cmd_extract_deepspectrum,
@@ -385,7 +401,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("report", cmd_report, "Write results/tableN.md and .csv: ours beside the paper's numbers.")
     data_work(p)
-    p.add_argument("--table", choices=("1", "2", "3", "all"), default="all",
+    p.add_argument("--table", choices=["1", *map(str, sorted(registry.TABLE_SPLIT)), "all"], default="all",
                    help="table number, or all: Tables 1-3 and the S_MTL comparison plot (default all)")
     p.add_argument("--out", default="results", help="output folder (default results/)")
 
@@ -395,7 +411,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("system", help="registered system key (e.g. raw_exvo_er-sys1, "
                                   "hybrid-raw_exvo_er-sys1+raw_exvo_cr), or 'best': the best exportable system on Val")
     p.add_argument("out_dir", nargs="?", help="output folder (default saved_models/<SYSTEM>)")
-    p.add_argument("--work", default=DEFAULT_WORK,
+    p.add_argument("--work", type=Workspace, default=DEFAULT_WORK,
                    help=f"folder with the stores, networks and runs (default {DEFAULT_WORK}/)")
     p.add_argument("--data", help="corpus folder: checked against the stores' corpus and used to score the exported "
                                   "seeds on Val for the metadata")
@@ -412,6 +428,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=16, help="clips per model call (default 16)")
     p.add_argument("--data", help="also predict the clips of a corpus split (with --split)")
     p.add_argument("--split", choices=("Train", "Val", "Test"), help="split of --data to predict")
+
+    p = add("list", cmd_list, "Print registered names, one a line (run_all.sh builds its stage lists from these).")
+    p.add_argument("what", choices=sorted(registry.LISTS), help="which names: " + ", ".join(sorted(registry.LISTS)))
     return parser
 
 

@@ -45,6 +45,9 @@ class _Folder(os.PathLike):
     def __fspath__(self) -> str:
         return str(self.path)
 
+    def __str__(self) -> str:  # messages name the folder, not the object
+        return str(self.path)
+
     @property
     def name(self) -> str:
         return self.path.name
@@ -165,8 +168,11 @@ class ReportFolder(_Folder):
 
 
 @dataclass(frozen=True)
-class Workspace:
+class Workspace(os.PathLike):
     """The work folder: signal caches, feature stores, trained networks and system runs.
+
+    `os.PathLike` only so that `Workspace(ws)` is `ws` again: a function handed a work path or a workspace
+    builds one the same way. The paths inside come from the methods below, never from joining onto it.
 
     Example:
         >>> ws = Workspace(Path("work"))
@@ -181,6 +187,12 @@ class Workspace:
     def __post_init__(self):
         object.__setattr__(self, "root", Path(self.root))
 
+    def __fspath__(self) -> str:
+        return str(self.root)
+
+    def __str__(self) -> str:
+        return str(self.root)
+
     def signals(self, source: str, kind: str) -> Path:
         """The cache folder of `kind` ("raw" or "zff") signals of one source of clips."""
         return self.root / "signals" / source / kind
@@ -192,6 +204,10 @@ class Workspace:
     def store(self, name: str) -> Path:
         """The feature store of feature set `name`."""
         return self.features / f"{name}.h5"
+
+    def stores(self, names) -> list[Path]:
+        """The stores of several feature sets, in order (a row's early fusion)."""
+        return [self.store(name) for name in names]
 
     @property
     def networks(self) -> Path:

@@ -8,7 +8,7 @@ import pytest
 from exvo_keras.cli import build_parser, main
 
 COMMANDS = ["make-demo", "check-corpus", "extract-compare", "train", "train-mtl", "report", "train-network",
-            "extract-network", "extract-ssl", "merge-ssl", "figure2"]
+            "extract-network", "extract-ssl", "merge-ssl", "figure2", "list"]
 
 
 @pytest.mark.parametrize("command", COMMANDS)
@@ -23,6 +23,38 @@ def test_module_entry_point_lists_commands():
     out = subprocess.run([sys.executable, "-m", "exvo_keras", "--help"], capture_output=True, text=True, check=True)
     for command in COMMANDS:
         assert command in out.stdout
+
+
+def test_defaults_and_choices_come_from_the_package():
+    from exvo_keras import registry
+    from exvo_keras.training.frame_cnn import FrameTraining
+    from exvo_keras.training.recipes import DEFAULT_RECIPE, DEFAULT_SEEDS
+    from exvo_keras.workspace import Workspace
+
+    args = build_parser().parse_args(["train", "--data", "d"])
+    assert (args.seeds, args.recipe, args.work) == (DEFAULT_SEEDS, DEFAULT_RECIPE, Workspace("work"))
+    args = build_parser().parse_args(["train-network", "raw_asr", "--data", "d", "--work", "w"])
+    assert (args.profile, args.seed, args.work) == (FrameTraining.profile, FrameTraining.seed, Workspace("w"))
+    for name in registry.NETWORKS:
+        assert build_parser().parse_args(["extract-network", name, "--data", "d"]).networks == [name]
+    assert build_parser().parse_args(["extract-ssl", *registry.SSL_FEATURE_SETS, "--data", "d"]).names == \
+        list(registry.SSL_FEATURE_SETS)
+    for wrong in (["train-network", "raw_exvo", "--data", "d"], ["extract-ssl", "wavlm2", "--data", "d"],
+                  ["train-network", "raw_asr", "--data", "d", "--profile", "fast"]):
+        with pytest.raises(SystemExit):
+            build_parser().parse_args(wrong)
+
+
+def test_list_prints_the_registry_one_name_a_line(capsys):
+    from exvo_keras import registry
+
+    assert main(["list", "networks"]) == 0
+    assert capsys.readouterr().out.split() == list(registry.NETWORKS)
+    assert main(["list", "embedded-networks"]) == 0
+    # run_all.sh embeds these: the networks some table row reads, not the CR networks (Table 1 and hybrids only)
+    assert capsys.readouterr().out.split() == ["raw_exvo_er", "zff_exvo_er", "raw_ser", "zff_ser", "raw_asr"]
+    assert main(["list", "ssl-feature-sets"]) == 0
+    assert capsys.readouterr().out.split() == ["wavlm", "hubert", "wav2vec2"]
 
 
 def test_demo_to_table_end_to_end(tmp_path, capsys):

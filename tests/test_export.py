@@ -19,12 +19,13 @@ from exvo_keras.cli import main
 from exvo_keras.data.audio import load_audio, resample
 from exvo_keras.data.corpus import load_corpus
 from exvo_keras.data.labels import COUNTRIES, EMOTIONS
-from exvo_keras.experiments.networks import extract_network, network, train_network
-from exvo_keras.experiments.tables import feature_store, row_by_key, run_dir
+from exvo_keras.experiments.networks import extract_network, train_network
 from exvo_keras.export import METADATA_FILE, ExportError, best_exportable_system, export_system
 from exvo_keras.features.ssl import extract_feature_set
+from exvo_keras.registry import NetworkSource, network, row_by_key
 from exvo_keras.store import read_store
 from exvo_keras.training.mtl import HeadTraining, best_seed, load_head, predict, run_head, seed_metrics
+from exvo_keras.workspace import Workspace
 
 TOL = 1e-5
 TINY_DEMO = {"hop_frames": 10, "max_epochs": 1, "halving_starts": 2}
@@ -53,7 +54,7 @@ def trained(tmp_path_factory):
         seconds = (0.2, 0.4, 0.7, 1.1)[k % 4]
         sf.write(path, _burst(int(seconds * 16000), 140 + 15 * k, k), 16000, subtype="PCM_16")
     corpus = load_corpus(root)
-    work = base / "work"
+    work = Workspace(base / "work")
     with pytest.MonkeyPatch.context() as mp:
         mp.setitem(frame_cnn.PROFILES, "demo", dict(TINY_DEMO))
         for name in ("raw_exvo_er", "zff_exvo_er", "raw_exvo_cr"):
@@ -63,8 +64,8 @@ def trained(tmp_path_factory):
     extract_feature_set("wavlm", corpus, work, progress=False)
     for key in ROWS:
         row = row_by_key(key)
-        cfg = HeadTraining.from_recipe(row.store_paths(work), row.head, epochs=2, eval_splits=["Val"])
-        run_head(run_dir(work, row), corpus, cfg, seeds=[0, 1], progress=False)
+        cfg = HeadTraining.from_recipe(work.stores(row.features), row.head, epochs=2, eval_splits=["Val"])
+        run_head(work.run(key), corpus, cfg, seeds=[0, 1], progress=False)
     return corpus, work
 
 
@@ -98,21 +99,20 @@ def _package_predictions(corpus, work, key, ids):
 
     out = {}
     for task, source in system_sources(key, work).items():
-        if source.startswith("network:"):
+        if isinstance(source, NetworkSource):
             import keras
 
-            name = source.split(":", 1)[1]
-            model = keras.saving.load_model(work / "networks" / name / "best.keras")
-            hop = json.loads((work / "networks" / name / "metrics.json").read_text())["hop_frames"]
+            model = keras.saving.load_model(work.network(source.network).best)
+            hop = json.loads(work.network(source.network).metrics.read_text())["hop_frames"]
             clips = _clips(corpus, ids)
             posteriors, index = window_outputs(model, ClipSet(ids, lambda i: clips[i], np.zeros(len(ids))),
                                                hop_frames=hop)
             out["country_probabilities"] = pool_by_clip(posteriors, index, len(ids))[0]
             continue
-        row = row_by_key(source)
-        folder = run_dir(work, row)
-        X = np.concatenate([read_store(feature_store(work, f), ids) for f in row.features], axis=1)
-        pred = predict(load_head(folder / f"seed_{best_seed(folder)}" / "model.keras"), X)
+        row = row_by_key(source.key)
+        folder = work.run(source.key)
+        X = np.concatenate([read_store(work.store(f), ids) for f in row.features], axis=1)
+        pred = predict(load_head(folder.seed(best_seed(folder)).model), X)
         if task == "emotion":
             out["emotion"] = pred["emotion"]
         elif task == "age":
@@ -230,11 +230,11 @@ def test_metadata_records_system_seeds_corpus_scores_and_versions(trained, expor
     assert meta["system"] == HYBRID
     assert meta["sources"] == {"emotion": "raw_exvo_er-sys1", "age": "raw_exvo_er-sys1",
                                "country": "network:raw_exvo_cr"}
-    folder = run_dir(work, row_by_key("raw_exvo_er-sys1"))
+    folder = work.run("raw_exvo_er-sys1")
     component = meta["components"]["raw_exvo_er-sys1"]
     assert component["seed"] == best_seed(folder) and component["seeds_available"] == [0, 1]
     assert component["Val_of_seed"] == seed_metrics(folder)[component["seed"]]["Val"]
-    assert component["Val_over_seeds"] == json.loads((folder / "summary.json").read_text())["Val"]
+    assert component["Val_over_seeds"] == json.loads(folder.summary.read_text())["Val"]
     assert meta["components"]["network:raw_exvo_cr"]["network"]["hop_frames"] == TINY_DEMO["hop_frames"]
     assert meta["corpus"] == {"fingerprint": corpus.fingerprint, "root": str(corpus.root)}
     assert meta["frame_cnn_profiles"] == {"raw_exvo_er": "demo", "raw_exvo_cr": "demo"}
@@ -252,7 +252,7 @@ def test_metadata_records_system_seeds_corpus_scores_and_versions(trained, expor
     ssl_meta = json.loads((exported["wavlm-sys1"] / METADATA_FILE).read_text())
     assert ssl_meta["features"]["wavlm"]["settings"]["weights"] == "random-init seed 0"
     assert ssl_meta["val_scores"]["system_over_seeds"] == json.loads(
-        (run_dir(work, row_by_key("wavlm-sys1")) / "summary.json").read_text())["Val"]
+        work.run("wavlm-sys1").summary.read_text())["Val"]
 
 
 @pytest.mark.parametrize("key, why", [("compare-sys1", "openSMILE"), ("deepspectrum-sys1", "VGG16")])
@@ -266,18 +266,20 @@ def test_compare_and_deepspectrum_systems_are_refused_with_the_reason(trained, t
 
 
 def test_best_exportable_system_skips_what_cannot_be_exported(tmp_path):
+    work = Workspace(tmp_path)
+
     def scored(key, s_mtl):
-        folder = run_dir(tmp_path, row_by_key(key))
+        folder = tmp_path / "runs" / key
         folder.mkdir(parents=True)
         (folder / "summary.json").write_text(json.dumps({"Val": {"s_mtl": {"mean": s_mtl, "std": 0, "n": 1}}}))
 
     with pytest.raises(FileNotFoundError, match="no exportable system"):
-        best_exportable_system(tmp_path)
+        best_exportable_system(work)
     scored("compare-sys1", 0.9)  # best on Val, but openSMILE features
     scored("raw_exvo_er-sys1", 0.3)
     scored("wavlm-sys2", 0.4)
     scored("raw_exvo_er+wavlm-sys1", 0.35)
-    assert best_exportable_system(tmp_path) == "wavlm-sys2"
+    assert best_exportable_system(work) == "wavlm-sys2"
 
 
 def test_export_best_from_the_command_line(trained, exported, capsys):

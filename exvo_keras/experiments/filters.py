@@ -21,6 +21,9 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from exvo_keras.registry import NETWORKS
+from exvo_keras.workspace import Workspace
+
 
 def _as_kernel(kernel) -> np.ndarray:
     """[kernel_size, filters] float64 from an array or anything with `first_conv_kernel()` (a FrameCNN)."""
@@ -120,18 +123,15 @@ def plot_figure2(panels: dict, out_png, sample_rate: int = 16000, n_fft: int | N
     return out_png
 
 
-def figure2(work, out_png) -> tuple[Path, list[str]]:
-    """Figure 2 from the trained networks of `work` (those not trained yet are left out); (path, networks drawn)."""
-    import keras
-
-    import exvo_keras.models.frame_cnn  # noqa: F401  registers FrameCNN for load_model
-    from exvo_keras.experiments.networks import NETWORKS, run_dir
+def figure2(ws: Workspace, out_png) -> tuple[Path, list[str]]:
+    """Figure 2 from the trained networks of the workspace (those not trained yet are left out); (path, networks
+    drawn)."""
+    from exvo_keras.experiments.networks import TrainedNetwork
 
     panels = {"raw": {}, "zff": {}}
     for net in NETWORKS.values():
-        best = run_dir(work, net) / "best.keras"
-        if best.exists():
-            panels[net.signal][net.label] = keras.saving.load_model(best).first_conv_kernel()
+        if ws.network(net.name).best.exists():
+            panels[net.signal][net.label] = TrainedNetwork.load(net, ws).model.first_conv_kernel()
     if not any(panels.values()):
-        raise FileNotFoundError(f"no trained networks under {Path(work) / 'networks'}; run train-network first")
+        raise FileNotFoundError(f"no trained networks under {ws.networks}; run train-network first")
     return plot_figure2(panels, out_png), [label for panel in panels.values() for label in panel]

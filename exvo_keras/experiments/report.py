@@ -11,71 +11,111 @@ import numpy as np
 import pandas as pd
 
 from exvo_keras.data.corpus import Corpus
-from exvo_keras.experiments.tables import (TABLE_SPLIT, network_profiles, rows_of, run_dir, table1_frame,
-                                           table1_markdown, table_frame, table_markdown)
+from exvo_keras.experiments.fusion import write_submission
+from exvo_keras.experiments.tables import network_profiles, table1_frame, table_frame
+from exvo_keras.registry import METRICS, TABLE_SPLIT, rows_of
 from exvo_keras.runs import atomic_write_text
+from exvo_keras.training.mtl import reference_scores
+from exvo_keras.workspace import ReportFolder, Workspace
 
-COMPARISON_PLOT = "s_mtl_comparison.png"
+METRIC_NAMES = {"emo_ccc": "Emo-CCC", "cou_uar": "Cou-UAR", "age_mae": "Age-MAE", "s_mtl": "S_MTL"}
 
 
-def _profile_note(work) -> str:
-    profiles = network_profiles(work)
+def _fmt(value, std=None, digits=3) -> str:
+    if value is None or pd.isna(value):
+        return "—"
+    text = f"{value:.{digits}f}"
+    if std is not None and not pd.isna(std):
+        text += f" ± {std:.{digits}f}"
+    return text
+
+
+def table_markdown(frame: pd.DataFrame, title: str, note: str) -> str:
+    """A markdown table: per metric ours (mean ± std), the paper's and the difference."""
+    head = ["System", "Config", "Seeds"] + [f"{METRIC_NAMES[m]} ours" for m in METRICS] + \
+           [f"{METRIC_NAMES[m]} paper" for m in METRICS] + ["Δ S_MTL", "Status", "Features from"]
+    lines = [f"# {title}", "", note, "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for _, r in frame.iterrows():
+        seeds = r.get("seeds")
+        cells = [str(r["system"]), str(r["config"]), "—" if seeds is None or pd.isna(seeds) else str(int(seeds))]
+        cells += [_fmt(r.get(f"ours_{m}"), r.get(f"ours_{m}_std")) for m in METRICS]
+        cells += [_fmt(r.get(f"paper_{m}"), r.get("paper_s_mtl_std") if m == "s_mtl" else None) for m in METRICS]
+        diff = r.get("diff_s_mtl")
+        profile = r.get("profile")
+        cells += ["—" if diff is None or pd.isna(diff) else f"{diff:+.3f}", str(r["status"]),
+                  "—" if profile is None or pd.isna(profile) else str(profile)]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def table1_markdown(frame: pd.DataFrame, note: str) -> str:
+    head = ["System", "Classifier", "UAR ours", "WAR ours", "UAR paper", "WAR paper", "Δ UAR", "Profile",
+            "Class weights", "Status"]
+    lines = ["# Table 1", "", note, "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for _, r in frame.iterrows():
+        diff = r.get("diff_uar")
+        cells = [r["system"], r["classifier"], _fmt(r.get("ours_uar")), _fmt(r.get("ours_war")),
+                 _fmt(r["paper_uar"]), _fmt(r["paper_war"]),
+                 "—" if diff is None or pd.isna(diff) else f"{diff:+.3f}", str(r.get("profile") or "—"),
+                 "—" if pd.isna(r.get("class_weighting")) else str(r["class_weighting"]), str(r["status"])]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _profile_note(ws: Workspace) -> str:
+    profiles = network_profiles(ws)
     if not profiles:
         return "No frame CNNs trained yet."
     return "Frame CNNs trained with profile(s): " + ", ".join(f"{k} {v}" for k, v in profiles.items()) + "."
 
 
-def write_submissions(table: int, work, out: Path) -> dict[str, Path]:
+def write_submissions(table: int, ws: Workspace, out: ReportFolder) -> dict[str, Path]:
     """For each row predicted on the table's split without labels: the challenge submission CSV of its best
     Val seed, `out/submissions/<key>.csv`."""
-    from exvo_keras.experiments.fusion import write_submission
-
     split = TABLE_SPLIT[table]
     written = {}
     for row in rows_of(table):
-        folder = run_dir(work, row)
-        if any(folder.glob(f"seed_*/predictions_{split}.csv")) and any(folder.glob("seed_*/metrics.json")):
-            written[row.key] = write_submission(row, work, Path(out) / "submissions" / f"{row.key}.csv", split)
+        seeds = ws.run(row.key).seeds()
+        if any(s.predictions(split).exists() for s in seeds) and any(s.metrics.exists() for s in seeds):
+            written[row.key] = write_submission(row, ws, out.submission(row.key), split)
     return written
 
 
-def table_report(table: int, corpus: Corpus, work, out) -> tuple[pd.DataFrame, str]:
+def table_report(table: int, corpus: Corpus, ws: Workspace, out) -> tuple[pd.DataFrame, str]:
     """Writes `out/tableN.md` and `out/tableN.csv` and returns (frame, markdown).
 
     Table 3 on a corpus whose Test labels are hidden: every predicted system gets a submission CSV instead
     of scores, and its row says so.
     """
-    from exvo_keras.training.mtl import reference_scores
-
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = ReportFolder(out)
+    out.path.mkdir(parents=True, exist_ok=True)
     where = f"corpus `{corpus.root}` (fingerprint {corpus.fingerprint})"
     if table == 1:
-        frame = table1_frame(work)
+        frame = table1_frame(ws)
         note = (f"Validation split of {where}; decision per utterance = argmax of the mean window posterior. "
-                f"{_profile_note(work)}")
+                f"{_profile_note(ws)}")
         md = table1_markdown(frame, note)
     else:
         split = TABLE_SPLIT[table]
         labelled = corpus.has_labels(split)
-        frame = table_frame(table, work, reference=reference_scores(corpus, split) if labelled else None)
+        frame = table_frame(table, ws, reference=reference_scores(corpus, split) if labelled else None)
         note = (f"{'Validation' if split == 'Val' else 'Test'} split of {where}; systems trained on Train with "
                 f"early stopping on Val; ours are mean ± std over seeds of the run folders in "
-                f"`{Path(work) / 'runs'}`; Δ is ours minus the paper's. S_MTL = 3 / (1/CCC + MAE + 1/UAR). "
-                f"{_profile_note(work)}")
+                f"`{ws.runs}`; Δ is ours minus the paper's. S_MTL = 3 / (1/CCC + MAE + 1/UAR). "
+                f"{_profile_note(ws)}")
         if not corpus.file_ids(split):
             note += f" This corpus has no {split} clips, so no system can be scored on it."
         elif not labelled:
-            submissions = write_submissions(table, work, out)
+            submissions = write_submissions(table, ws, out)
             note += (f" The {split} labels of this corpus are hidden: each predicted system's challenge submission "
-                     f"(best Val seed) is in `{out / 'submissions'}` ({len(submissions)} files).")
+                     f"(best Val seed) is in `{out.submissions}` ({len(submissions)} files).")
             frame["submission"] = frame["key"].map(lambda k: str(submissions[k]) if k in submissions else None)
         if any(r.key == "hybrid-auto" for r in rows_of(table)):
             note += (" The auto hybrid picks each task's system on Val, so its Val score is optimistic; its Test score "
                      "(Table 3) is the fair one.")
         md = table_markdown(frame, f"Table {table}", note)
-    atomic_write_text(out / f"table{table}.md", md)
-    atomic_write_text(out / f"table{table}.csv", frame.to_csv(index=False))
+    atomic_write_text(out.table_markdown(table), md)
+    atomic_write_text(out.table_csv(table), frame.to_csv(index=False))
     return frame, md
 
 
@@ -145,8 +185,8 @@ def plot_comparison(frames: dict[int, pd.DataFrame], out) -> Path:
     return _save(fig, out)
 
 
-def all_reports(corpus: Corpus, work, out) -> dict[int, pd.DataFrame]:
+def all_reports(corpus: Corpus, ws: Workspace, out) -> dict[int, pd.DataFrame]:
     """Tables 1, 2 and 3 and the comparison plot into `out`."""
-    frames = {t: table_report(t, corpus, work, out)[0] for t in (1, 2, 3)}
-    plot_comparison({2: frames[2], 3: frames[3]}, Path(out) / COMPARISON_PLOT)
+    frames = {t: table_report(t, corpus, ws, out)[0] for t in (1, 2, 3)}
+    plot_comparison({2: frames[2], 3: frames[3]}, ReportFolder(out).comparison_plot)
     return frames

@@ -7,20 +7,15 @@ supply, and skipped; the others still run.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Callable, Sequence
 
 from exvo_keras.data.corpus import Corpus
-from exvo_keras.experiments.tables import Hybrid, Row, missing_inputs, rows_of, run_dir, systems
-from exvo_keras.training.mtl import default_eval_splits, run_head
-from exvo_keras.training.recipes import DEFAULT_RECIPE, HeadTraining
-
-
-def head_training(stores: Sequence, head: str, corpus: Corpus, recipe: str = DEFAULT_RECIPE,
-                  **options) -> HeadTraining:
-    """The training of a head on stores: the named recipe, the corpus's evaluation splits, `options` on top."""
-    return HeadTraining.from_recipe(stores, head, recipe, **{"eval_splits": default_eval_splits(corpus),
-                                                            **options})
+from exvo_keras.experiments.fusion import run_hybrid
+from exvo_keras.experiments.tables import missing_inputs
+from exvo_keras.registry import METRICS, Hybrid, Row, rows_of, systems
+from exvo_keras.training.mtl import run_head
+from exvo_keras.training.recipes import HeadTraining, default_eval_splits
+from exvo_keras.workspace import Workspace
 
 
 def selected(table: int | None = None, keys: Sequence[str] | None = None) -> list:
@@ -40,30 +35,28 @@ def selected(table: int | None = None, keys: Sequence[str] | None = None) -> lis
     return [e for e in entries if isinstance(e, Row)] + [e for e in entries if isinstance(e, Hybrid)]
 
 
-def train_systems(entries: Sequence, corpus: Corpus, work, seeds: Sequence[int], *, progress: bool = True,
+def train_systems(entries: Sequence, corpus: Corpus, ws: Workspace, seeds: Sequence[int], *, progress: bool = True,
                   log: Callable[[str], None] = print, **options) -> dict[str, dict | str]:
     """Trains (or resumes) each system and builds each hybrid.
 
+    `options` are `HeadTraining.from_recipe` overrides (`recipe` among them) for every trained system.
     Returns {key: summary over seeds, or a line starting "not run:" (inputs missing) or "failed:" (an error
     such as a run folder made with other settings; the other systems still run)}.
     """
-    from exvo_keras.experiments.fusion import run_hybrid
-
     results = {}
     for entry in entries:
         name = f"{entry.system} {entry.config}"
         if isinstance(entry, Row):
-            missing = missing_inputs(entry, Path(work))
+            missing = missing_inputs(entry, ws)
             if missing:
                 results[entry.key] = "not run: supply " + "; ".join(missing)
                 log(f"{name}: {results[entry.key]}")
                 continue
             # A row that names its recipe (the baseline row) keeps it whatever the command's default.
-            recipe = entry.recipe or options.get("recipe", DEFAULT_RECIPE)
-            cfg = head_training(entry.store_paths(Path(work)), entry.head, corpus,
-                                **{**options, "recipe": recipe})
+            cfg = HeadTraining.from_recipe(ws.stores(entry.features), entry.head, corpus=corpus,
+                                           **{**options, "recipe": entry.recipe or options.get("recipe")})
             try:
-                results[entry.key] = run_head(run_dir(work, entry), corpus, cfg, seeds, progress=progress)
+                results[entry.key] = run_head(ws.run(entry.key), corpus, cfg, seeds, progress=progress)
             except ValueError as exc:  # e.g. a run folder made with other settings: the other systems still run
                 results[entry.key] = f"failed: {exc}"
                 log(f"{name}: {results[entry.key]}")
@@ -71,7 +64,7 @@ def train_systems(entries: Sequence, corpus: Corpus, work, seeds: Sequence[int],
         else:
             splits = options.get("eval_splits") or default_eval_splits(corpus)
             try:
-                results[entry.key] = run_hybrid(entry, corpus, work, seeds, splits)
+                results[entry.key] = run_hybrid(entry, corpus, ws, seeds, splits)
             except FileNotFoundError as exc:
                 results[entry.key] = f"not run: {exc}"
                 log(f"{name}: {results[entry.key]}")
@@ -85,6 +78,6 @@ def summary_line(name: str, summary: dict) -> str:
     parts = []
     for split, metrics in summary.items():
         scores = ", ".join(f"{m} {metrics[m]['mean']:.3f}±{metrics[m]['std']:.3f}"
-                           for m in ("emo_ccc", "cou_uar", "age_mae", "s_mtl"))
+                           for m in METRICS)
         parts.append(f"[{split}, {metrics['s_mtl']['n']} seeds] {scores}")
     return f"{name} " + "; ".join(parts)

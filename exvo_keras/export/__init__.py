@@ -1,6 +1,6 @@
 """End-to-end SavedModel export: 16 kHz waveform (or wav bytes) -> ten emotions, age, country.
 
-`export_system(key, work, out_dir)` writes one SavedModel holding a registered system's whole path: the
+`export_system(key, workspace, out_dir)` writes one SavedModel holding a registered system's whole path: the
 encoder(s) of its feature sets (frame CNNs on the raw or ZFF signal, SSL encoders), mean+std pooling, the Train
 standardisation and the multi-task head(s) (the standardisation is the head's own `Normalization` layer), and
 for hybrids every source in the same graph (e.g. emotion and age from one head, country from a frame CNN's own
@@ -49,10 +49,13 @@ image and VGG16 are not rebuilt in the graph yet); `export_system` refuses them 
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
+from exvo_keras.data.labels import COUNTRIES, EMOTIONS, SAMPLE_RATE
 from exvo_keras.export.system import (NOT_EXPORTABLE, ExportError, best_exportable_system, check_exportable,
-                                      feature_kind)
+                                      exported_val_scores, feature_kind, inputs_digest, resolve)
+from exvo_keras.workspace import Workspace
 
 METADATA_FILE = "exvo_metadata.json"
 DEFAULT_OUT = "saved_models"
@@ -77,12 +80,12 @@ __all__ = ["ExportError", "NOT_EXPORTABLE", "METADATA_FILE", "best_exportable_sy
            "export_system", "feature_kind"]
 
 
-def export_system(key: str, work, out_dir=None, *, data=None, ssl_dir=None, overwrite: bool = False) -> Path:
-    """Exports registered system `key` (trained under `work`) as a SavedModel plus `exvo_metadata.json`.
+def export_system(key: str, ws: Workspace, out_dir=None, *, data=None, ssl_dir=None, overwrite: bool = False) -> Path:
+    """Exports registered system `key` (trained in `ws`) as a SavedModel plus `exvo_metadata.json`.
 
     Args:
-        key: a registered system (`exvo_keras.experiments.tables.systems()`), hybrids included.
-        work: the work folder holding its stores, networks and run folders.
+        key: a registered system (`exvo_keras.registry.systems()`), hybrids included.
+        ws: the workspace holding its stores, networks and run folders.
         out_dir: where to write (default `saved_models/<key>`).
         data: the corpus folder, optional: checked against the stores' corpus, and used to score the exported
             combination of seeds on Val (recorded in the metadata).
@@ -98,12 +101,11 @@ def export_system(key: str, work, out_dir=None, *, data=None, ssl_dir=None, over
         FileNotFoundError: a missing run, store or network, naming the command that makes it.
     """
     from exvo_keras.export.module import replace_dir, write_saved_model
-    from exvo_keras.export.system import describe, exported_val_scores, inputs_digest, resolve
     from exvo_keras.runs import atomic_write_json
 
     out_dir = Path(out_dir) if out_dir is not None else Path(DEFAULT_OUT) / key
-    check_exportable(key, work)
-    plan, metadata = resolve(key, work, ssl_dir=ssl_dir)
+    resolved = resolve(key, ws, ssl_dir=ssl_dir)
+    metadata = resolved.metadata
     if data is not None:
         from exvo_keras.data.corpus import load_corpus
 
@@ -113,7 +115,7 @@ def export_system(key: str, work, out_dir=None, *, data=None, ssl_dir=None, over
             raise ExportError(f"{data} (fingerprint {corpus.fingerprint}) is not the corpus {key} was trained on "
                               f"({metadata['corpus']['root']}, fingerprint {stored})")
         metadata["corpus"]["root"] = str(corpus.root)
-        metadata["val_scores"]["exported"] = exported_val_scores(metadata, work, corpus)
+        metadata["val_scores"]["exported"] = exported_val_scores(resolved, corpus)
     metadata["inputs_sha1"] = inputs_digest(metadata)
     existing = out_dir / METADATA_FILE
     if existing.exists():
@@ -126,6 +128,37 @@ def export_system(key: str, work, out_dir=None, *, data=None, ssl_dir=None, over
     elif out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
         raise FileExistsError(f"{out_dir} exists and is not an exvo_keras export; choose another folder or pass "
                               "--overwrite")
-    tmp = write_saved_model(plan, out_dir)
+    tmp = write_saved_model(resolved.plan, out_dir)
     atomic_write_json(tmp / METADATA_FILE, describe(metadata))
     return replace_dir(tmp, out_dir)
+
+
+def _versions() -> dict:
+    import platform
+
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    import exvo_keras
+
+    return {"tensorflow": tf.__version__, "keras": keras.__version__, "numpy": np.__version__,
+            "exvo_keras": exvo_keras.__version__, "python": platform.python_version()}
+
+
+def describe(metadata: dict) -> dict:
+    """Adds what does not depend on the work folder: labels, signatures, signal notes and versions."""
+    from exvo_keras.export.module import WAVEFORM_ENDPOINT
+
+    uses_zff = any(f.get("signal") == "zff" for f in metadata["features"].values()) or any(
+        c.get("network", {}).get("signal") == "zff" for c in metadata["components"].values())
+    return {
+        **metadata,
+        "labels": {"emotions": list(EMOTIONS), "countries": list(COUNTRIES)},
+        "sample_rate": SAMPLE_RATE,
+        "signatures": SIGNATURES, "default_signature": WAVEFORM_ENDPOINT,
+        "zff": ZFF_NOTE if uses_zff else None,
+        "resampling": RESAMPLER_NOTE,
+        "versions": _versions(),
+        "exported_at": time.strftime("%Y-%m-%d %H:%M:%S"),
+    }

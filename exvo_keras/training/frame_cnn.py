@@ -13,7 +13,6 @@ interrupted run resumes from its last finished epoch), `history.csv`, `tensorboa
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from dataclasses import asdict, dataclass, field
@@ -22,7 +21,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from exvo_keras.runs import atomic_write_json, claim_run_dir
+from exvo_keras.runs import atomic_write_json, claim_run_dir, read_json
+from exvo_keras.workspace import NetworkFolder
 
 PROFILES = {
     # The paper's settings: a window every 10 ms, the full halving schedule.
@@ -131,7 +131,7 @@ def _atomic_save(model, path: Path) -> None:
 
 
 def train_frame_cnn(run_dir, fit: ClipSet, cv: ClipSet, cfg: FrameTraining, *, verbose: int = 1):
-    """Trains (or resumes) a frame CNN in `run_dir`; returns the best model.
+    """Trains (or resumes) a frame CNN in `run_dir` (a path or a `NetworkFolder`); returns the best model.
 
     A finished run (its `best.keras` and a `state.json` marked done) is loaded, not retrained. A run folder made
     with another configuration is refused.
@@ -141,16 +141,15 @@ def train_frame_cnn(run_dir, fit: ClipSet, cv: ClipSet, cfg: FrameTraining, *, v
     from exvo_keras.data.pipeline import training_windows
     from exvo_keras.models.frame_cnn import FrameCNN
 
-    run_dir = claim_run_dir(run_dir, asdict(cfg))
+    run = claim_run_dir(NetworkFolder(run_dir), asdict(cfg))
 
-    state_path = run_dir / "state.json"
-    state = json.loads(state_path.read_text()) if state_path.exists() else {"epoch": -1, "done": False}
+    state = read_json(run.state) or {"epoch": -1, "done": False}
     if state["done"]:
-        return keras.saving.load_model(run_dir / "best.keras")
+        return keras.saving.load_model(run.best)
 
     keras.utils.set_random_seed(cfg.seed)
-    if (run_dir / "last.keras").exists() and state["epoch"] >= 0:
-        model = keras.saving.load_model(run_dir / "last.keras")  # weights and optimiser state
+    if run.last.exists() and state["epoch"] >= 0:
+        model = keras.saving.load_model(run.last)  # weights and optimiser state
     else:
         model = FrameCNN(architecture=cfg.architecture, num_classes=len(cfg.class_names), seed=cfg.seed)
         model.compile(optimizer=keras.optimizers.SGD(cfg.learning_rate, momentum=cfg.momentum),
@@ -172,20 +171,20 @@ def train_frame_cnn(run_dir, fit: ClipSet, cv: ClipSet, cfg: FrameTraining, *, v
             loss = float(logs["val_loss"])
             if loss < state.get("best_val_loss", math.inf):
                 state["best_val_loss"], state["best_epoch"] = loss, epoch
-                _atomic_save(self.model, run_dir / "best.keras")
-            _atomic_save(self.model, run_dir / "last.keras")
+                _atomic_save(self.model, run.best)
+            _atomic_save(self.model, run.last)
             state.update(epoch=epoch, previous_val_loss=halve.previous)
-            atomic_write_json(state_path, state)
+            atomic_write_json(run.state, state)
 
     callbacks = [halve, Checkpoint(),
-                 keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=True),
-                 keras.callbacks.TensorBoard(str(run_dir / "tensorboard"), write_graph=False, profile_batch=0)]
+                 keras.callbacks.CSVLogger(str(run.history), append=True),
+                 keras.callbacks.TensorBoard(str(run.tensorboard), write_graph=False, profile_batch=0)]
     model.fit(train_ds, validation_data=cv_ds, epochs=cfg.max_epochs, initial_epoch=state["epoch"] + 1,
               callbacks=callbacks, shuffle=False, verbose=verbose,
               class_weight=class_weights(fit.labels, fit_lengths, cfg))
     state["done"] = True
-    atomic_write_json(state_path, state)
-    return keras.saving.load_model(run_dir / "best.keras")
+    atomic_write_json(run.state, state)
+    return keras.saving.load_model(run.best)
 
 
 def window_outputs(model, clips: ClipSet, *, hop_frames: int, batch_size: int = 1024):

@@ -8,7 +8,6 @@ deviation over seeds. A seed whose `metrics.json` exists is not trained again, s
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Sequence
 
 import keras
@@ -18,9 +17,10 @@ import pandas as pd
 from exvo_keras.data.corpus import Corpus
 from exvo_keras.data.labels import COUNTRIES, EMOTIONS
 from exvo_keras.metrics import score_all
-from exvo_keras.runs import atomic_write_text, claim_run_dir
+from exvo_keras.runs import atomic_write_text, claim_run_dir, read_json
 from exvo_keras.store import read_fused
 from exvo_keras.training.recipes import HeadTraining
+from exvo_keras.workspace import RunFolder
 
 
 def _split_ids(corpus: Corpus, cfg: HeadTraining) -> dict[str, list[str]]:
@@ -225,14 +225,9 @@ def summarise(per_seed: list[dict[str, dict[str, float]]]) -> dict[str, dict[str
     return summary
 
 
-def default_eval_splits(corpus: Corpus) -> list[str]:
-    """Val, and Test when the corpus has Test clips (scored when its labels are known, else only predicted)."""
-    return ["Val"] + (["Test"] if corpus.file_ids("Test") else [])
-
-
 def run_head(run_dir, corpus: Corpus, cfg: HeadTraining, seeds: Sequence[int], *, progress: bool = True,
              verbose: int = 0) -> dict:
-    """Trains and scores `cfg` once per seed under `run_dir`; returns the summary over seeds.
+    """Trains and scores `cfg` once per seed under `run_dir` (a path or a `RunFolder`); returns the summary.
 
     Seeds already finished (their metrics.json exists) are reused; a run_dir made with another config is refused.
     `cfg.eval_splits` is not part of that config: asking a finished run for another split loads each seed's
@@ -245,7 +240,7 @@ def run_head(run_dir, corpus: Corpus, cfg: HeadTraining, seeds: Sequence[int], *
     # The stores by identity, not path, so the run is found again from any directory or after a move.
     config = {**{k: v for k, v in cfg.to_json().items() if k != "eval_splits"},
               "stores": [store_identity(s) for s in cfg.stores]}
-    run_dir = claim_run_dir(run_dir, {**config, "corpus": corpus.fingerprint})
+    run = claim_run_dir(RunFolder(run_dir), {**config, "corpus": corpus.fingerprint})
 
     ids = _split_ids(corpus, cfg)
     scored = [s for s in cfg.eval_splits if corpus.has_labels(s)]
@@ -261,39 +256,38 @@ def run_head(run_dir, corpus: Corpus, cfg: HeadTraining, seeds: Sequence[int], *
         seeds = list(seeds)[:1]  # deterministic: one fit stands for every seed
     per_seed = []
     trainer = None
-    for seed in progress_bar(list(seeds), desc=f"{run_dir.name}", unit="seed", enabled=progress):
-        seed_dir = run_dir / f"seed_{seed}"
-        metrics_path = seed_dir / "metrics.json"
+    for seed in progress_bar(list(seeds), desc=f"{run.name}", unit="seed", enabled=progress):
+        seed_dir = run.seed(seed)
         model = None
-        if metrics_path.exists():
-            metrics = json.loads(metrics_path.read_text())
+        if seed_dir.metrics.exists():
+            metrics = read_json(seed_dir.metrics)
         else:
-            seed_dir.mkdir(exist_ok=True)
+            seed_dir.path.mkdir(exist_ok=True)
             if trainer is None:
                 trainer = HeadTrainer(X["Train"], y["Train"], X[cfg.early_stopping], y[cfg.early_stopping], cfg)
             model, history = trainer.fit(seed, verbose)
-            model.save(seed_dir / "model.keras")
-            atomic_write_text(seed_dir / "history.json", json.dumps(history))
+            model.save(seed_dir.model)
+            atomic_write_text(seed_dir.history, json.dumps(history))
             metrics = {}
         # A seed trained just now predicts every split afresh: files left by an earlier, interrupted training of
         # this seed came from another model.
         missing = list(cfg.eval_splits) if model is not None else [
             s for s in cfg.eval_splits
-            if not (seed_dir / f"predictions_{s}.csv").exists() or (s in scored and s not in metrics)]
+            if not seed_dir.predictions(s).exists() or (s in scored and s not in metrics)]
         for split in missing:
             if model is None:
-                model = load_head(seed_dir / "model.keras")
+                model = load_head(seed_dir.model)
             frame = predictions_frame(ids[split], predict(model, X[split]))
-            atomic_write_text(seed_dir / f"predictions_{split}.csv", frame.to_csv(index=False))
+            atomic_write_text(seed_dir.predictions(split), frame.to_csv(index=False))
             if split in scored:
                 metrics[split] = score_predictions(frame, y[split])
-        if missing or not metrics_path.exists():
+        if missing or not seed_dir.metrics.exists():
             # Written last: its presence marks the seed as trained.
-            atomic_write_text(metrics_path, json.dumps(metrics, indent=2))
+            atomic_write_text(seed_dir.metrics, json.dumps(metrics, indent=2))
         # only the splits asked for now: seeds trained earlier may hold others
         per_seed.append({split: metrics[split] for split in scored})
     summary = summarise(per_seed) if per_seed and per_seed[0] else {}
-    atomic_write_text(run_dir / "summary.json", json.dumps(summary, indent=2))
+    atomic_write_text(run.summary, json.dumps(summary, indent=2))
     return summary
 
 
@@ -305,19 +299,16 @@ def load_head(path):
     return keras.saving.load_model(path)
 
 
-def seed_metrics(run_dir) -> dict[int, dict]:
-    """{seed: metrics.json} of every finished seed of a run folder."""
-    found = {}
-    for path in Path(run_dir).glob("seed_*/metrics.json"):
-        found[int(path.parent.name.split("_", 1)[1])] = json.loads(path.read_text())
-    return dict(sorted(found.items()))
+def seed_metrics(run: RunFolder) -> dict[int, dict]:
+    """{seed: metrics.json} of every finished seed of a run folder, by seed."""
+    return {s.seed: read_json(s.metrics) for s in RunFolder(run).seeds() if s.metrics.exists()}
 
 
-def best_seed(run_dir, split: str = "Val", metric: str = "s_mtl") -> int:
+def best_seed(run: RunFolder, split: str = "Val", metric: str = "s_mtl") -> int:
     """The finished seed with the best `metric` on `split` (lowest for age MAE, highest otherwise)."""
-    scores = {seed: m[split][metric] for seed, m in seed_metrics(run_dir).items() if split in m}
+    scores = {seed: m[split][metric] for seed, m in seed_metrics(run).items() if split in m}
     if not scores:
-        raise FileNotFoundError(f"{run_dir}: no finished seed scored on {split}; train it first")
+        raise FileNotFoundError(f"{RunFolder(run).path}: no finished seed scored on {split}; train it first")
     pick = min if metric == "age_mae" else max
     return pick(scores, key=scores.get)
 

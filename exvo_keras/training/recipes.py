@@ -37,13 +37,22 @@ RECIPES = {
                     select_by="s_mtl", clip_z=5.0, dropout=0.0, l2=1e-2, linear_skip=True),
 }
 DEFAULT_RECIPE = "default"
+DEFAULT_HEAD = "sys1"
+# Seeds per system: each table row is the mean ± std over this many trainings.
+DEFAULT_SEEDS = 5
+
+
+def default_eval_splits(corpus) -> list[str]:
+    """Val, and Test when the corpus has Test clips (scored when its labels are known, else only predicted)."""
+    return ["Val"] + (["Test"] if corpus.file_ids("Test") else [])
 
 
 @dataclass
 class HeadTraining:
     """Everything that defines one multi-task system: features, head and recipe (not the seed).
 
-    Build one with `HeadTraining.from_recipe`; the fields are the recipe's values with any overrides.
+    Build one with `HeadTraining.from_recipe`; the fields are the recipe's values with any overrides. The
+    recipes, `DEFAULT_RECIPE` and `default_eval_splits` are the defaults every caller (the CLI included) reads.
     `early_stopping` names the split that picks the epoch (and, for the linear head, its penalties): "Val",
     as the challenge baseline did, or "dev", a speaker-independent 10 % of Train, which keeps Val untouched.
     `select_by` is what picks the epoch on that split: its "loss", or "s_mtl" (the challenge score).
@@ -66,7 +75,16 @@ class HeadTraining:
     eval_splits: list[str] = field(default_factory=lambda: ["Val"])
 
     @classmethod
-    def from_recipe(cls, stores, head: str = "sys1", recipe: str = DEFAULT_RECIPE, **overrides) -> "HeadTraining":
+    def from_recipe(cls, stores, head: str = DEFAULT_HEAD, recipe: str | None = None, *, corpus=None,
+                    **overrides) -> "HeadTraining":
+        """The named recipe (None: `DEFAULT_RECIPE`) for `head` on `stores`, `overrides` on top.
+
+        Args:
+            corpus: when given, the splits to predict default to `default_eval_splits(corpus)`.
+        """
+        recipe = recipe or DEFAULT_RECIPE
+        if corpus is not None:
+            overrides = {"eval_splits": default_eval_splits(corpus), **overrides}
         if recipe not in RECIPES:
             raise ValueError(f"unknown recipe {recipe!r}; choose one of {sorted(RECIPES)}")
         settings = {**RECIPES[recipe], "weight_decay": WEIGHT_DECAY.get(head, 0.0), **overrides}

@@ -12,10 +12,10 @@ from exvo_keras.data.labels import COUNTRIES, EMOTIONS
 from exvo_keras.experiments.fusion import choose_sources, run_hybrid
 from exvo_keras.experiments.report import table_report
 from exvo_keras.experiments.reproduce import selected, train_systems
-from exvo_keras.experiments.tables import (AUTO_HYBRID, TASKS, Hybrid, feature_store, row_by_key, run_dir,
-                                           table_frame)
+from exvo_keras.registry import AUTO_HYBRID, TASKS, Hybrid, NetworkSource, SystemSource
 from exvo_keras.metrics import uar
 from exvo_keras.store import build_store, read_store
+from exvo_keras.workspace import Workspace
 
 FAST = dict(epochs=4, batch_size=16, learning_rate=1e-2, patience=2)
 SEEDS = [0, 1]
@@ -38,7 +38,7 @@ def _store(corpus, work, name, informative, noise, seed):
         x = np.concatenate(parts, axis=1)
         return x + noise * rng.standard_normal(x.shape)
 
-    return build_store(feature_store(work, name), corpus.file_ids(), embed, extractor="toy", settings={},
+    return build_store(work.store(name), corpus.file_ids(), embed, extractor="toy", settings={},
                        corpus_fingerprint=corpus.fingerprint, progress=False)
 
 
@@ -64,14 +64,14 @@ def trained(tmp_path_factory):
     root = write_corpus(base / "corpus", n_per_split=(60, 24, 12), duration=0.1)
     _label_test(root)
     corpus = load_corpus(root)
-    work = base / "work"
+    work = Workspace(base / "work")
     _store(corpus, work, "compare", {"emotion"}, 0.05, 0)
     _store(corpus, work, "raw_exvo_er", {"age", "country"}, 0.05, 1)
     _store(corpus, work, "zff_exvo_er", set(), 0.0, 2)
     keys = ["compare-sys1", "raw_exvo_er-sys2", "raw_exvo_er+zff_exvo_er-sys1"]
     train_systems(selected(keys=keys), corpus, work, SEEDS, progress=False, log=lambda s: None, **FAST)
     # the Raw(ExVo)-CR network's own decisions: right on every other clip
-    folder = work / "networks" / "raw_exvo_cr"
+    folder = work.root / "networks" / "raw_exvo_cr"
     folder.mkdir(parents=True)
     for split in ("Val", "Test"):
         truth = corpus.labels(split)["country"]
@@ -86,7 +86,7 @@ def trained(tmp_path_factory):
 
 
 def _seed_metrics(work, key, seed):
-    return json.loads((run_dir(work, row_by_key(key)) / f"seed_{seed}" / "metrics.json").read_text())
+    return json.loads(work.run(key).seed(seed).metrics.read_text())
 
 
 def test_a_hybrid_scores_each_task_exactly_as_its_source(trained):
@@ -97,67 +97,72 @@ def test_a_hybrid_scores_each_task_exactly_as_its_source(trained):
     summary = run_hybrid(hybrid, corpus, work, SEEDS, ["Val", "Test"])
     assert summary["Val"]["s_mtl"]["n"] == len(SEEDS)
     for seed in SEEDS:
-        mine = json.loads((work / "runs" / "hybrid-toy" / f"seed_{seed}" / "metrics.json").read_text())
+        mine = json.loads((work.root / "runs" / "hybrid-toy" / f"seed_{seed}" / "metrics.json").read_text())
         emo = _seed_metrics(work, "compare-sys1", seed)
         age = _seed_metrics(work, "raw_exvo_er-sys2", seed)
         for split in ("Val", "Test"):
             # equal up to summation order (numpy sums a column slice and a whole frame in other orders)
             assert mine[split]["emo_ccc"] == pytest.approx(emo[split]["emo_ccc"], rel=1e-12, abs=0)
             assert mine[split]["age_mae"] == pytest.approx(age[split]["age_mae"], rel=1e-12, abs=0)
-            decisions = pd.read_csv(work / "networks" / "raw_exvo_cr" / f"decisions_{split}.csv")
+            decisions = pd.read_csv(work.root / "networks" / "raw_exvo_cr" / f"decisions_{split}.csv")
             assert mine[split]["cou_uar"] == pytest.approx(uar(decisions["true"], decisions["predicted"]))
             # the combined S_MTL is not any source's: it is recomputed from the three
             assert mine[split]["s_mtl"] == pytest.approx(
                 3 / (1 / mine[split]["emo_ccc"] + mine[split]["age_mae"] + 1 / mine[split]["cou_uar"]))
-    preds = pd.read_csv(work / "runs" / "hybrid-toy" / "seed_0" / "predictions_Val.csv")
-    source = pd.read_csv(run_dir(work, row_by_key("compare-sys1")) / "seed_0" / "predictions_Val.csv")
+    preds = pd.read_csv(work.root / "runs" / "hybrid-toy" / "seed_0" / "predictions_Val.csv")
+    source = pd.read_csv(work.run("compare-sys1").seed(0).predictions("Val"))
     np.testing.assert_array_equal(preds[list(EMOTIONS)].to_numpy(), source[list(EMOTIONS)].to_numpy())
 
 
 def test_auto_hybrid_takes_each_task_from_its_best_system_on_val(trained):
     corpus, work = trained
     chosen = choose_sources(work, TASKS)
-    scores = {k: json.loads((run_dir(work, row_by_key(k)) / "summary.json").read_text())["Val"]
+    scores = {k: json.loads(work.run(k).summary.read_text())["Val"]
               for k in ("compare-sys1", "raw_exvo_er-sys2", "raw_exvo_er+zff_exvo_er-sys1")}
-    assert chosen["emotion"]["source"] == max(scores, key=lambda k: scores[k]["emo_ccc"]["mean"])
-    assert chosen["age"]["source"] == min(scores, key=lambda k: scores[k]["age_mae"]["mean"])
+    assert chosen["emotion"]["source"] == SystemSource(max(scores, key=lambda k: scores[k]["emo_ccc"]["mean"]))
+    assert chosen["age"]["source"] == SystemSource(min(scores, key=lambda k: scores[k]["age_mae"]["mean"]))
     best_country = max(scores, key=lambda k: scores[k]["cou_uar"]["mean"])
-    network_uar = json.loads((work / "networks" / "raw_exvo_cr" / "metrics.json").read_text())["Val"]["uar"]
-    expected = best_country if scores[best_country]["cou_uar"]["mean"] > network_uar else "network:raw_exvo_cr"
+    network_uar = json.loads((work.root / "networks" / "raw_exvo_cr" / "metrics.json").read_text())["Val"]["uar"]
+    expected = SystemSource(best_country) if scores[best_country]["cou_uar"]["mean"] > network_uar \
+        else NetworkSource("raw_exvo_cr")
     assert chosen["country"]["source"] == expected
     # toy stores: emotion lives only in compare, age only in the raw_exvo_er stores
-    assert chosen["emotion"]["source"] == "compare-sys1"
-    assert chosen["age"]["source"] != "compare-sys1"
+    assert chosen["emotion"]["source"] == SystemSource("compare-sys1")
+    assert chosen["age"]["source"] != SystemSource("compare-sys1")
     run_hybrid(AUTO_HYBRID, corpus, work, SEEDS, ["Val"])
-    recorded = json.loads((run_dir(work, AUTO_HYBRID) / "sources.json").read_text())
-    assert recorded == {t: c["source"] for t, c in chosen.items()}
+    # stored in their written form: a system key or "network:<name>"
+    recorded = json.loads((work.root / "runs" / "hybrid-auto" / "sources.json").read_text())
+    assert recorded == {t: str(c["source"]) for t, c in chosen.items()}
+    assert json.loads((work.root / "runs" / "hybrid-auto" / "auto_choice.json").read_text())["emotion"] == \
+        {"source": "compare-sys1", "metric": "emo_ccc", "score": chosen["emotion"]["score"]}
 
 
 def test_early_fusion_concatenates_the_stores(trained):
     corpus, work = trained
     ids = corpus.file_ids("Val")
-    fused = np.concatenate([read_store(feature_store(work, n), ids) for n in ("raw_exvo_er", "zff_exvo_er")], axis=1)
+    fused = np.concatenate([read_store(work.store(n), ids) for n in ("raw_exvo_er", "zff_exvo_er")], axis=1)
     import keras
 
-    model = keras.saving.load_model(run_dir(work, row_by_key("raw_exvo_er+zff_exvo_er-sys1")) / "seed_0" / "model.keras")
+    seed_0 = work.run("raw_exvo_er+zff_exvo_er-sys1").seed(0)
+    model = keras.saving.load_model(seed_0.model)
     assert model.input_shape[-1] == fused.shape[1]
-    preds = pd.read_csv(run_dir(work, row_by_key("raw_exvo_er+zff_exvo_er-sys1")) / "seed_0" / "predictions_Val.csv")
+    preds = pd.read_csv(seed_0.predictions("Val"))
     out = model.predict(fused, verbose=0)
     np.testing.assert_allclose(preds[list(EMOTIONS)].to_numpy(), out["emotion"], atol=1e-5)
 
 
 def test_asking_for_another_split_predicts_it_without_training_again(trained):
     corpus, work = trained
-    folder = run_dir(work, row_by_key("compare-sys1"))
-    stamp = (folder / "seed_0" / "model.keras").stat().st_mtime_ns
-    (folder / "seed_0" / "predictions_Test.csv").unlink()
-    metrics = json.loads((folder / "seed_0" / "metrics.json").read_text())
+    seed_0 = work.run("compare-sys1").seed(0)
+    stamp = seed_0.model.stat().st_mtime_ns
+    seed_0.predictions("Test").unlink()
+    metrics = json.loads(seed_0.metrics.read_text())
     del metrics["Test"]
-    (folder / "seed_0" / "metrics.json").write_text(json.dumps(metrics))
+    seed_0.metrics.write_text(json.dumps(metrics))
     summary = train_systems(selected(keys=["compare-sys1"]), corpus, work, SEEDS, progress=False,
                             log=lambda s: None, **FAST)["compare-sys1"]
-    assert (folder / "seed_0" / "model.keras").stat().st_mtime_ns == stamp
-    assert (folder / "seed_0" / "predictions_Test.csv").exists()
+    assert seed_0.model.stat().st_mtime_ns == stamp
+    assert seed_0.predictions("Test").exists()
     assert summary["Test"]["s_mtl"]["n"] == len(SEEDS)
 
 
@@ -165,7 +170,7 @@ def test_table3_scores_test_and_lists_what_is_missing(trained, tmp_path):
     corpus, work = trained
     frame, md = table_report(3, corpus, work, tmp_path)
     row = frame[frame["key"] == "raw_exvo_er-sys2"].iloc[0]
-    test = json.loads((run_dir(work, row_by_key("raw_exvo_er-sys2")) / "summary.json").read_text())["Test"]
+    test = json.loads(work.run("raw_exvo_er-sys2").summary.read_text())["Test"]
     assert row["status"] == "run" and row["ours_s_mtl"] == test["s_mtl"]["mean"]
     assert row["paper_s_mtl"] == pytest.approx(0.319)
     deep = frame[frame["key"] == "deepspectrum-sys1"].iloc[0]
@@ -182,7 +187,7 @@ def test_table3_scores_test_and_lists_what_is_missing(trained, tmp_path):
 def test_hidden_test_labels_give_submission_files_instead_of_scores(tmp_path):
     root = write_corpus(tmp_path / "corpus", n_per_split=(40, 16, 6), duration=0.1)
     corpus = load_corpus(root)
-    work = tmp_path / "work"
+    work = Workspace(tmp_path / "work")
     _store(corpus, work, "raw_exvo_er", {"emotion", "age"}, 0.1, 0)
     train_systems(selected(keys=["raw_exvo_er-sys2"]), corpus, work, [0], progress=False, log=lambda s: None,
                   **FAST)
@@ -195,22 +200,22 @@ def test_hidden_test_labels_give_submission_files_instead_of_scores(tmp_path):
     assert {int(r["Country"]) for r in rows} <= {0, 1, 2, 3}
 
     # a seed trained again (its metrics.json gone) predicts Test afresh instead of keeping an older file
-    seed_dir = run_dir(work, row_by_key("raw_exvo_er-sys2")) / "seed_0"
-    original = (seed_dir / "predictions_Test.csv").read_text()
-    (seed_dir / "predictions_Test.csv").write_text("stale")
-    (seed_dir / "metrics.json").unlink()
+    seed_dir = work.run("raw_exvo_er-sys2").seed(0)
+    original = seed_dir.predictions("Test").read_text()
+    seed_dir.predictions("Test").write_text("stale")
+    seed_dir.metrics.unlink()
     train_systems(selected(keys=["raw_exvo_er-sys2"]), corpus, work, [0], progress=False, log=lambda s: None,
                   **FAST)
-    assert (seed_dir / "predictions_Test.csv").read_text() == original
+    assert seed_dir.predictions("Test").read_text() == original
 
 
 def test_one_failing_system_does_not_stop_the_others(trained, capsys):
     from exvo_keras.cli import main
 
     corpus, work = trained
-    folder = run_dir(work, row_by_key("compare-sys2"))
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "config.json").write_text(json.dumps({"made": "elsewhere"}))
+    folder = work.run("compare-sys2")
+    folder.path.mkdir(parents=True, exist_ok=True)
+    folder.config.write_text(json.dumps({"made": "elsewhere"}))
     results = train_systems(selected(keys=["compare-sys2", "compare-sys1"]), corpus, work, SEEDS, progress=False,
                             log=lambda s: None, **FAST)
     assert results["compare-sys2"].startswith("failed:") and "another configuration" in results["compare-sys2"]
@@ -221,7 +226,7 @@ def test_one_failing_system_does_not_stop_the_others(trained, capsys):
 
 def test_every_paper_row_has_a_registered_row():
     from exvo_keras.experiments.paper import table2, table3
-    from exvo_keras.experiments.tables import rows_of
+    from exvo_keras.registry import rows_of
 
     for number, paper in ((2, table2()), (3, table3())):
         ours = {r.paper for r in rows_of(number) if r.paper}

@@ -1,5 +1,6 @@
 """The paper's frame CNNs as stages: labelled lists, training sets, train / score / embed, trained weights."""
 
+import hashlib
 import json
 import shutil
 import subprocess
@@ -17,11 +18,12 @@ from conftest import write_corpus
 from exvo_keras.data.audio import load_audio
 from exvo_keras.data.corpus import hard_labels, load_corpus
 from exvo_keras.data.labels import EMOTIONS
-from exvo_keras.experiments.networks import (NETWORKS, extract_network, list_training_sets, network, read_list,
-                                             run_dir, train_network)
+from exvo_keras.experiments.networks import extract_network, list_training_sets, read_list, train_network
 from exvo_keras.metrics import uar, war
+from exvo_keras.registry import NETWORKS, network
 from exvo_keras.store import read_store, store_attrs
 from exvo_keras.training.frame_cnn import ClipSet, embed_clips, utterance_decisions
+from exvo_keras.workspace import Workspace
 
 RATE = 16000
 # The demo profile shrunk to one epoch (a window every 10 frames): this is about the plumbing, not the learning.
@@ -71,7 +73,7 @@ def test_utterance_list_training_sets(tmp_path):
             _tone(root / path, 200 + 40 * s + 7 * k, 0.2 + 0.01 * k, seed=s)
             rows.append({"path": path, "label": labels[(s + k) % 4], "speaker": f"spk{s}"})
     pd.DataFrame(rows).to_csv(root / "ser.csv", index=False)
-    fit, cv, names = list_training_sets(root / "ser.csv", tmp_path / "work", "raw", progress=False)
+    fit, cv, names = list_training_sets(root / "ser.csv", Workspace(tmp_path / "work"), "raw", progress=False)
 
     assert names == ["angry", "happy", "neutral", "sad"]
     assert len(fit.keys) + len(cv.keys) == 20 and len(cv.keys) >= 1
@@ -98,7 +100,7 @@ def test_segment_list_slices_seconds_and_splits_by_row_without_speakers(tmp_path
             ("wav/b.wav", 0.1, 0.35, "iy"), ("wav/b.wav", 0.35, 0.8, "aa")] * 2
     table = pd.DataFrame(rows, columns=["path", "start", "end", "label"])
     table.to_csv(root / "phones.csv", index=False)
-    fit, cv, names = list_training_sets(root / "phones.csv", tmp_path / "work", "raw", progress=False)
+    fit, cv, names = list_training_sets(root / "phones.csv", Workspace(tmp_path / "work"), "raw", progress=False)
 
     assert names == ["aa", "iy", "sil"]
     assert (len(fit.keys), len(cv.keys)) == (9, 1)
@@ -126,7 +128,7 @@ def exvo_run(tmp_path_factory):
     base = tmp_path_factory.mktemp("net")
     root = write_corpus(base / "corpus")
     corpus = load_corpus(root)
-    work = base / "work"
+    work = Workspace(base / "work")
     with pytest.MonkeyPatch.context() as mp:
         mp.setitem(frame_cnn.PROFILES, "demo", dict(TINY_DEMO))
         folder = train_network(network("raw_exvo_er"), corpus, work, "demo", progress=False, verbose=0)
@@ -147,18 +149,18 @@ def test_exvo_network_is_trained_and_scored_on_val(exvo_run):
     import keras
 
     corpus, work, folder = exvo_run
-    assert folder == run_dir(work, network("raw_exvo_er"))
-    metrics = json.loads((folder / "metrics.json").read_text())
+    assert folder == work.network("raw_exvo_er") and folder.path == work.root / "networks" / "raw_exvo_er"
+    metrics = json.loads((folder.path / "metrics.json").read_text())
     assert metrics["network"] == "raw_exvo_er" and metrics["profile"] == "demo"
     assert metrics["classes"] == list(EMOTIONS)
     assert 0.0 <= metrics["cv_clip_accuracy"] <= 1.0
     val = metrics["Val"]
     assert val["clips"] == len(corpus.file_ids("Val")) == 4
     assert 0.0 <= val["uar"] <= 1.0 and 0.0 <= val["war"] <= 1.0
-    assert json.loads((folder / "config.json").read_text())["hop_frames"] == TINY_DEMO["hop_frames"]
-    assert json.loads((folder / "state.json").read_text())["done"] is True
+    assert json.loads((folder.path / "config.json").read_text())["hop_frames"] == TINY_DEMO["hop_frames"]
+    assert json.loads((folder.path / "state.json").read_text())["done"] is True
 
-    decisions = pd.read_csv(folder / "decisions_Val.csv", dtype={"File_ID": str})
+    decisions = pd.read_csv(folder.path / "decisions_Val.csv", dtype={"File_ID": str})
     assert list(decisions["File_ID"]) == corpus.file_ids("Val")
     np.testing.assert_array_equal(decisions["true"], hard_labels(corpus, "Val", "emotion"))
     assert val["uar"] == pytest.approx(uar(decisions["true"], decisions["predicted"]))
@@ -167,21 +169,21 @@ def test_exvo_network_is_trained_and_scored_on_val(exvo_run):
     assert val["collapsed"] == (decisions["predicted"].nunique() == 1)
     assert metrics["class_weighting"] == "balanced"
     # the decisions are the best model's, on each Val clip's own audio
-    model = keras.saving.load_model(folder / "best.keras")
+    model = keras.saving.load_model(folder.path / "best.keras")
     expected = utterance_decisions(model, _raw_clips(corpus, corpus.file_ids("Val")), hop_frames=10)
     np.testing.assert_array_equal(decisions["predicted"], expected)
 
 
 def test_scored_network_is_not_rerun(exvo_run, monkeypatch):
     corpus, work, folder = exvo_run
-    metrics = (folder / "metrics.json").read_text()
+    metrics = (folder.path / "metrics.json").read_text()
 
     def fail(*a, **k):
         raise AssertionError("retrained")
 
     monkeypatch.setattr(frame_cnn, "train_frame_cnn", fail)
     assert train_network(network("raw_exvo_er"), corpus, work, "demo", progress=False, verbose=0) == folder
-    assert (folder / "metrics.json").read_text() == metrics
+    assert (folder.path / "metrics.json").read_text() == metrics
 
 
 def test_fresh_process_takes_weights_and_extracts_an_aligned_20d_store(exvo_run, tmp_path):
@@ -191,7 +193,7 @@ def test_fresh_process_takes_weights_and_extracts_an_aligned_20d_store(exvo_run,
 
     corpus, work, folder = exvo_run
     weights = tmp_path / "given.keras"
-    shutil.copyfile(folder / "best.keras", weights)
+    shutil.copyfile(folder.path / "best.keras", weights)
     work2 = tmp_path / "work"
     shutil.copytree(work, work2 / "trained")
     # One process for both, to save a TensorFlow start-up: extract-network first, then FrameCNN's registration
@@ -199,13 +201,16 @@ def test_fresh_process_takes_weights_and_extracts_an_aligned_20d_store(exvo_run,
     script = textwrap.dedent(f"""
         import sys
         from exvo_keras.data.corpus import load_corpus
-        from exvo_keras.experiments.networks import extract_network, network, train_network
+        from exvo_keras.experiments.networks import extract_network, train_network
+        from exvo_keras.registry import network
+        from exvo_keras.workspace import Workspace
         corpus, net = load_corpus({str(corpus.root)!r}), network("raw_exvo_er")
-        print(extract_network(net, corpus, {str(work2 / "trained")!r}, progress=False))
+        print(extract_network(net, corpus, Workspace({str(work2 / "trained")!r}), progress=False))
         import keras
         keras.saving.get_custom_objects().pop("exvo_keras>FrameCNN")
         sys.modules.pop("exvo_keras.models.frame_cnn")
-        train_network(net, corpus, {str(work2 / "given")!r}, "demo", weights={str(weights)!r}, progress=False)
+        train_network(net, corpus, Workspace({str(work2 / "given")!r}), "demo", weights={str(weights)!r},
+                      progress=False)
     """)
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -220,7 +225,7 @@ def test_fresh_process_takes_weights_and_extracts_an_aligned_20d_store(exvo_run,
     settings = store_attrs(store)["settings"]
     assert settings["network"] == "raw_exvo_er" and settings["signal"] == "raw"
     # row i is File_ID i's embedding, computed here from the audio and the trained weights
-    embedder = keras.saving.load_model(folder / "best.keras").embedding_model()
+    embedder = keras.saving.load_model(folder.path / "best.keras").embedding_model()
     direct = embed_clips(embedder, _raw_clips(corpus, ids), hop_frames=settings["hop_frames"])
     np.testing.assert_allclose(emb, direct, rtol=1e-4, atol=1e-5)
     assert not np.allclose(emb[0], emb[1])
@@ -229,7 +234,7 @@ def test_fresh_process_takes_weights_and_extracts_an_aligned_20d_store(exvo_run,
 def test_trained_weights_from_a_file_are_scored_without_training(exvo_run, tmp_path, tiny_demo, monkeypatch):
     corpus, work, folder = exvo_run
     weights = tmp_path / "given.keras"
-    shutil.copyfile(folder / "best.keras", weights)
+    shutil.copyfile(folder.path / "best.keras", weights)
 
     def fail(*a, **k):
         raise AssertionError("trained although weights were given")
@@ -237,19 +242,19 @@ def test_trained_weights_from_a_file_are_scored_without_training(exvo_run, tmp_p
     monkeypatch.setattr(frame_cnn, "train_frame_cnn", fail)
     monkeypatch.setattr(networks, "training_sets", fail)
 
-    work2 = tmp_path / "work"
+    work2 = Workspace(tmp_path / "work")
     out = train_network(network("raw_exvo_er"), corpus, work2, "demo", weights=weights, progress=False)
-    metrics = json.loads((out / "metrics.json").read_text())
+    metrics = json.loads((out.path / "metrics.json").read_text())
     assert metrics["weights"] == str(weights) and "Val" in metrics
-    assert (out / "best.keras").read_bytes() == weights.read_bytes()
-    ours = pd.read_csv(out / "decisions_Val.csv", dtype={"File_ID": str})
-    trained = pd.read_csv(folder / "decisions_Val.csv", dtype={"File_ID": str})
+    assert (out.path / "best.keras").read_bytes() == weights.read_bytes()
+    ours = pd.read_csv(out.path / "decisions_Val.csv", dtype={"File_ID": str})
+    trained = pd.read_csv(folder.path / "decisions_Val.csv", dtype={"File_ID": str})
     pd.testing.assert_frame_equal(ours, trained)
-    assert metrics["Val"] == json.loads((folder / "metrics.json").read_text())["Val"]
+    assert metrics["Val"] == json.loads((folder.path / "metrics.json").read_text())["Val"]
 
     # an out-of-domain network needs no list when its weights are given
     out = train_network(network("raw_ser"), corpus, work2, "demo", weights=weights, progress=False)
-    assert json.loads((out / "metrics.json").read_text())["weights"] == str(weights)
+    assert json.loads((out.path / "metrics.json").read_text())["weights"] == str(weights)
 
     with pytest.raises(FileNotFoundError, match="missing.keras"):
         train_network(network("zff_ser"), corpus, work2, "demo", weights=tmp_path / "missing.keras")
@@ -258,11 +263,29 @@ def test_trained_weights_from_a_file_are_scored_without_training(exvo_run, tmp_p
 def test_missing_list_or_weights_says_what_to_supply(tiny_corpus, tmp_path, tiny_demo):
     corpus = load_corpus(tiny_corpus)
     with pytest.raises(FileNotFoundError) as err:
-        train_network(network("raw_ser"), corpus, tmp_path / "work", "demo", lists={}, progress=False)
+        train_network(network("raw_ser"), corpus, Workspace(tmp_path / "work"), "demo", lists={}, progress=False)
     assert "--list ser=" in str(err.value) and "--weights raw_ser=" in str(err.value)
     with pytest.raises(FileNotFoundError, match=r"best\.keras.*train-network zff_exvo_cr"):
-        extract_network(network("zff_exvo_cr"), corpus, tmp_path / "work", progress=False)
+        extract_network(network("zff_exvo_cr"), corpus, Workspace(tmp_path / "work"), progress=False)
     assert not (tmp_path / "work" / "networks" / "raw_ser" / "metrics.json").exists()
+
+
+def test_trained_network_reads_its_folder_and_figure2_draws_it(exvo_run, tmp_path):
+    from exvo_keras.experiments.filters import figure2
+    from exvo_keras.experiments.networks import TrainedNetwork
+
+    _, work, folder = exvo_run
+    trained = TrainedNetwork.load(network("raw_exvo_er"), work)
+    assert trained.folder == folder and trained.metrics["profile"] == "demo"
+    assert trained.hop_frames == TINY_DEMO["hop_frames"]
+    assert trained.weights_sha1 == hashlib.sha1(folder.best.read_bytes()).hexdigest()[:16]
+    # a folder whose metrics.json predates hop_frames: the hop its config.json was trained with
+    old = TrainedNetwork(trained.net, folder, trained.model, {"profile": "demo"})
+    assert old.hop_frames == json.loads((folder.path / "config.json").read_text())["hop_frames"]
+    path, drawn = figure2(work, tmp_path / "figure2.png")
+    assert path.exists() and drawn == ["Raw(ExVo)-ER"]
+    with pytest.raises(FileNotFoundError, match="train-network zff_ser"):
+        TrainedNetwork.load(network("zff_ser"), work)
 
 
 def test_network_registry():
@@ -273,21 +296,22 @@ def test_network_registry():
 
 
 def test_table1_reports_a_network_that_collapsed_to_one_class(exvo_run):
-    from exvo_keras.experiments.tables import table1_frame, table1_markdown
+    from exvo_keras.experiments.report import table1_markdown
+    from exvo_keras.experiments.tables import table1_frame
 
     corpus, work, folder = exvo_run
-    metrics = json.loads((folder / "metrics.json").read_text())
-    saved = (folder / "metrics.json").read_text()
+    metrics = json.loads((folder.path / "metrics.json").read_text())
+    saved = (folder.path / "metrics.json").read_text()
     try:
         metrics["Val"].update(collapsed=True, predicted_classes=[2])
-        (folder / "metrics.json").write_text(json.dumps(metrics))
+        (folder.path / "metrics.json").write_text(json.dumps(metrics))
         frame = table1_frame(work)
         row = frame[frame["system"] == network("raw_exvo_er").label].iloc[0]
         assert row["status"].startswith("run: collapsed to one class")
         assert "collapsed to one class" in table1_markdown(frame, "")
         metrics["Val"]["collapsed"] = False
-        (folder / "metrics.json").write_text(json.dumps(metrics))
+        (folder.path / "metrics.json").write_text(json.dumps(metrics))
         frame = table1_frame(work)
         assert frame[frame["system"] == network("raw_exvo_er").label].iloc[0]["status"] == "run"
     finally:
-        (folder / "metrics.json").write_text(saved)
+        (folder.path / "metrics.json").write_text(saved)

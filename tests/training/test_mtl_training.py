@@ -7,7 +7,9 @@ from conftest import write_corpus
 from exvo_keras.data.corpus import load_corpus
 from exvo_keras.data.labels import EMOTIONS
 from exvo_keras.store import build_store
-from exvo_keras.training.mtl import HeadTraining, reference_scores, run_head
+from exvo_keras.training.mtl import HeadTraining, best_seed, reference_scores, run_head, seed_metrics
+from exvo_keras.training.recipes import DEFAULT_RECIPE, RECIPES
+from exvo_keras.workspace import RunFolder
 
 
 @pytest.fixture(scope="module")
@@ -48,6 +50,24 @@ def test_trained_head_beats_the_reference_and_summarises_seeds(learnable, tmp_pa
     assert summary["s_mtl"]["std"] == pytest.approx(np.std(per_seed))
     preds = (tmp_path / "run" / "seed_0" / "predictions_Val.csv").read_text().splitlines()
     assert preds[0].startswith("File_ID,Country,Age,Awe") and len(preds) == 41
+
+
+def test_recipe_defaults_live_in_the_recipes(learnable):
+    corpus, store = learnable
+    cfg = HeadTraining.from_recipe([store], "sys2", corpus=corpus)
+    assert cfg.recipe == DEFAULT_RECIPE and cfg.epochs == RECIPES[DEFAULT_RECIPE]["epochs"]
+    assert cfg.eval_splits == ["Val", "Test"]  # the corpus has Test clips: predicted by default
+    assert HeadTraining.from_recipe([store], "sys2", corpus=corpus, eval_splits=["Val"]).eval_splits == ["Val"]
+    assert HeadTraining.from_recipe([store], "sys2", None).recipe == DEFAULT_RECIPE
+
+
+def test_seed_helpers_read_a_path_or_a_run_folder(learnable, tmp_path):
+    corpus, store = learnable
+    run_head(tmp_path / "run", corpus, _cfg(store, epochs=2), seeds=[0, 1], progress=False)
+    (tmp_path / "run" / "seed_7").mkdir()  # a seed that never finished is no seed
+    found = seed_metrics(tmp_path / "run")
+    assert list(found) == [0, 1] and found == seed_metrics(RunFolder(tmp_path / "run"))
+    assert best_seed(tmp_path / "run") == max(found, key=lambda s: found[s]["Val"]["s_mtl"])
 
 
 def test_a_seed_fixes_the_run_alone_or_after_other_seeds(learnable, tmp_path):
