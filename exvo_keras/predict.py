@@ -3,7 +3,7 @@
 The model is loaded with plain `tf.saved_model.load` (no Keras or exvo_keras code runs in it): any folder
 written by `exvo_keras.export.export_system` works, also one copied to a machine without this package's
 training code. Files are read with `exvo_keras.data.audio.load_audio` (any format soundfile decodes: wav, flac,
-ogg, mp3, ...; first channel, other rates resampled to 16 kHz with scipy) and fed to the `serve_waveform`
+ogg, mp3, ...; first channel, other rates resampled to 16 kHz as the graph does) and fed to the `serve_waveform`
 signature in batches of similar length, so little compute goes to padding.
 
 Bad inputs do not stop the run: a missing, empty, corrupt, truncated or too short (< 50 ms) file, or a batch the

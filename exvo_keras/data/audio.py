@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import stat
 from dataclasses import dataclass
-from math import gcd
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
-from scipy.signal import resample_poly
 
 from exvo_keras.data.labels import SAMPLE_RATE
 
@@ -67,7 +65,7 @@ def load_audio(path, sample_rate: int = SAMPLE_RATE, min_duration: float = MIN_D
     """Decodes an audio file to mono float32 at `sample_rate`.
 
     Multi-channel files keep their first channel, as the paper did ("we used single channel"); other sample
-    rates are resampled with a polyphase filter.
+    rates are resampled with scipy's polyphase filter (`exvo_keras.signal.resample`, the exported graphs' too).
 
     Args:
         path: any format soundfile decodes (wav in any PCM or float subtype, flac, ogg, mp3, ...).
@@ -102,16 +100,13 @@ def read_audio(path, sample_rate: int = SAMPLE_RATE,
     if not np.isfinite(x).all():
         raise AudioError(path, "audio contains NaN or infinite samples")
     if info.sample_rate != sample_rate:
+        # imported here: TensorFlow, which reading 16 kHz files (store checks, openSMILE workers) does without
+        from exvo_keras.signal.resample import resample
+
         x = resample(x, info.sample_rate, sample_rate)
     if x.shape[0] < min_duration * sample_rate:
         raise AudioError(path, f"clip too short ({x.shape[0] / sample_rate:.3f} s < {min_duration} s)")
     return np.ascontiguousarray(x, dtype=np.float32), info
-
-
-def resample(x: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
-    """Polyphase resampling between integer rates (44.1 kHz -> 16 kHz is 160/441)."""
-    g = gcd(int(from_rate), int(to_rate))
-    return resample_poly(x, to_rate // g, from_rate // g).astype(np.float32)
 
 
 def write_wav(path, x: np.ndarray, sample_rate: int = SAMPLE_RATE) -> None:
