@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import os
 
-# One core: keep any threaded maths library to a single thread before numpy loads.
-for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+# One core: keep any threaded maths library to a single thread before numpy and TensorFlow (which runs the filter)
+# load. TF_NUM_INTRAOP_THREADS=0 TF_NUM_INTEROP_THREADS=0 measures TensorFlow's default thread pools instead.
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "TF_NUM_INTRAOP_THREADS",
+             "TF_NUM_INTEROP_THREADS"):
     os.environ.setdefault(_var, "1")
 
 import argparse  # noqa: E402

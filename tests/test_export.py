@@ -1,6 +1,7 @@
 """End-to-end SavedModel export and `predict`: a process that imports TensorFlow alone (Keras, exvo_keras and
 tensorflow-io made unimportable) loads each export and gives the package's own predictions; the wav-bytes
-signature, the core-TF signal steps (ZFF, resampling, windows), metadata, refusals and the predict command."""
+signature (44.1 kHz files resampled in the graph), metadata, refusals and the predict command. The signal steps
+the graphs run are exvo_keras.signal's own, tested in tests/signal."""
 
 import json
 import shutil
@@ -16,13 +17,14 @@ import soundfile as sf
 import exvo_keras.training.frame_cnn as frame_cnn
 from conftest import write_corpus
 from exvo_keras.cli import main
-from exvo_keras.data.audio import load_audio, resample
+from exvo_keras.data.audio import load_audio
 from exvo_keras.data.corpus import load_corpus
 from exvo_keras.data.labels import COUNTRIES, EMOTIONS
 from exvo_keras.experiments.networks import extract_network, train_network
 from exvo_keras.export import METADATA_FILE, ExportError, best_exportable_system, export_system
 from exvo_keras.features.ssl import extract_feature_set
 from exvo_keras.registry import NetworkSource, network, row_by_key
+from exvo_keras.signal.resample import resample
 from exvo_keras.store import read_store
 from exvo_keras.training.mtl import HeadTraining, best_seed, load_head, predict, run_head, seed_metrics
 from exvo_keras.workspace import Workspace
@@ -93,7 +95,7 @@ def _padded(clips, fill=0.5):
 def _package_predictions(corpus, work, key, ids):
     """What the package predicts for these clips: store rows -> the exported seed's head (network posteriors
     computed from the audio for a network source)."""
-    from exvo_keras.data.pipeline import pool_by_clip
+    from exvo_keras.signal.pooling import segment_mean_std
     from exvo_keras.experiments.tables import system_sources
     from exvo_keras.training.frame_cnn import ClipSet, window_outputs
 
@@ -107,7 +109,7 @@ def _package_predictions(corpus, work, key, ids):
             clips = _clips(corpus, ids)
             posteriors, index = window_outputs(model, ClipSet(ids, lambda i: clips[i], np.zeros(len(ids))),
                                                hop_frames=hop)
-            out["country_probabilities"] = pool_by_clip(posteriors, index, len(ids))[0]
+            out["country_probabilities"] = segment_mean_std(posteriors, index, len(ids))[0].numpy()
             continue
         row = row_by_key(source.key)
         folder = work.run(source.key)
@@ -206,8 +208,8 @@ def test_wav_bytes_signature_equals_the_waveform_signature(trained, bare, key):
 
 @pytest.mark.parametrize("key", ["zff_exvo_er-sys1", "wavlm-sys1"])
 def test_a_44khz_file_resampled_in_the_graph_matches_the_loaders_resampling(trained, exported, bare, key):
-    """serve_wav_bytes on a 44.1 kHz file (graph resampler, float64) against the package's loader (scipy on
-    float32) fed to serve_waveform: the inputs differ by float32 round-off only."""
+    """serve_wav_bytes on a 44.1 kHz file (resampled in the graph) against the package's loader (the same
+    resampler, exvo_keras.signal.resample) fed to serve_waveform: the same samples; only the batch differs."""
     import tensorflow as tf
 
     n = len(trained[0].file_ids())
@@ -354,60 +356,6 @@ def test_predict_a_corpus_split_and_fail_when_nothing_is_readable(trained, expor
     assert main(["predict", model, str(bad), "--out", str(tmp_path / "none.csv"), "-q"]) == 1
     assert "00001.wav" in capsys.readouterr().err and not (tmp_path / "none.csv").exists()
     assert main(["predict", str(tmp_path), str(bad), "-q"]) == 2  # not a SavedModel: a clean error
-
-
-# ---------------------------------------------------------------- the core-TF signal steps
-
-
-def test_graph_zff_and_pitch_equal_the_numpy_implementation():
-    import tensorflow as tf
-
-    from exvo_keras.export import graph
-    from exvo_keras.signal import average_pitch_period, zff
-
-    zff_tf = tf.function(graph.zff, input_signature=[tf.TensorSpec([None], tf.float64)])
-    pitch_tf = tf.function(graph.average_pitch_period, input_signature=[tf.TensorSpec([None], tf.float64)])
-    rng = np.random.default_rng(0)
-    signals = [_burst(n, f, s) for n, f, s in ((960, 200, 0), (4000, 220, 1), (20800, 110, 2), (176000, 130, 3))]
-    signals += [0.1 * rng.standard_normal(8000), np.zeros(3000), np.ones(1)]
-    for x in signals:
-        period, found = pitch_tf(tf.constant(x))
-        expected = average_pitch_period(x, 16000)
-        assert bool(found) == (expected is not None)
-        if expected is not None:
-            assert float(period) == pytest.approx(expected, rel=1e-12)
-        np.testing.assert_allclose(zff_tf(tf.constant(x)).numpy(), zff(x, 16000), rtol=0, atol=1e-8)
-
-
-@pytest.mark.parametrize("rate", [8000, 22050, 44100, 48000])
-def test_graph_resampler_equals_scipy(rate):
-    import tensorflow as tf
-    from scipy.signal import resample_poly
-
-    from exvo_keras.export import graph
-
-    x = np.random.default_rng(rate).uniform(-1, 1, rate // 3).astype(np.float32)
-    g = np.gcd(16000, rate)
-    float64 = graph.resample_poly(tf.constant(x), 16000, rate).numpy()
-    np.testing.assert_allclose(float64, resample_poly(x.astype(np.float64), 16000 // g, rate // g), rtol=0,
-                               atol=1e-12)
-    ours = graph.to_sample_rate(tf.constant(x), tf.constant(rate)).numpy()
-    package = resample(x, rate, 16000)  # the loader's path: scipy on float32
-    assert ours.shape == package.shape and np.abs(ours - package).max() < 5e-7
-
-
-def test_graph_windows_equal_the_pipeline():
-    import tensorflow as tf
-
-    from exvo_keras.data.pipeline import clip_windows
-    from exvo_keras.export import graph
-
-    clips = [_burst(n, 150, n) .astype(np.float32) for n in (100, 160, 3999, 8123)]
-    waveform, lengths = _padded(clips, fill=9.0)
-    windows, clip = graph.batch_windows(tf.constant(waveform), tf.constant(lengths), 3)
-    expected = [clip_windows(c, 3).numpy() for c in clips]
-    np.testing.assert_array_equal(clip.numpy(), np.repeat(np.arange(4), [len(e) for e in expected]))
-    np.testing.assert_allclose(windows.numpy(), np.concatenate(expected), rtol=0, atol=1e-6)
 
 
 @pytest.mark.parametrize("command", ["export", "predict"])

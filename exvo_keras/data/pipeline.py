@@ -1,9 +1,7 @@
-"""tf.data pipelines of 250 ms windows for the frame CNNs (Idiap's recipe, FACTS.md).
+"""tf.data pipelines of the frame CNNs' 250 ms windows (`exvo_keras.signal.framing`), one clip at a time.
 
-A clip is cut into 10 ms frames (160 samples); the window of frame i is frames i-12 … i+12 (4,000 samples),
-frames beyond either end repeating the first or last frame. One window every `hop_frames` frames (1 = the
-paper's 10 ms). Each window is z-normalised (std floored at 1e-3). All of it runs as TensorFlow ops on whole
-clips; Python only hands over one clip at a time.
+Python only hands over one clip at a time; framing and z-normalisation run as TensorFlow ops on the whole clip,
+the same ops the exported graphs run on a padded batch.
 """
 
 from __future__ import annotations
@@ -13,40 +11,10 @@ from typing import Callable, Sequence
 import numpy as np
 import tensorflow as tf
 
-FRAME_SAMPLES = 160
-CONTEXT_FRAMES = 12
-WINDOW_SAMPLES = FRAME_SAMPLES * (2 * CONTEXT_FRAMES + 1)
-STD_FLOOR = 1e-3
+# FRAME_SAMPLES is re-exported for callers that size clips by frames.
+from exvo_keras.signal.framing import FRAME_SAMPLES, clip_windows, num_windows
 
-
-def num_windows(num_samples: int, hop_frames: int = 1) -> int:
-    """Windows a clip of `num_samples` gives: one per started hop over its whole 10 ms frames (at least one)."""
-    frames = max(num_samples // FRAME_SAMPLES, 1)
-    return -(-frames // hop_frames)
-
-
-def frame_windows(x, hop_frames: int = 1) -> tf.Tensor:
-    """`[samples]` -> `[windows, 4000]`, edges padded by repeating the first/last 10 ms frame."""
-    x = tf.convert_to_tensor(x, tf.float32)
-    n = tf.maximum(tf.shape(x)[0] // FRAME_SAMPLES, 1)
-    # a clip shorter than one frame is zero-padded to one frame
-    x = tf.pad(x, [[0, tf.maximum(n * FRAME_SAMPLES - tf.shape(x)[0], 0)]])
-    frames = tf.reshape(x[: n * FRAME_SAMPLES], [n, FRAME_SAMPLES])
-    centres = tf.range(0, n, hop_frames)
-    offsets = tf.range(-CONTEXT_FRAMES, CONTEXT_FRAMES + 1)
-    index = tf.clip_by_value(centres[:, None] + offsets[None, :], 0, n - 1)
-    return tf.reshape(tf.gather(frames, index), [-1, WINDOW_SAMPLES])
-
-
-def normalise_windows(windows: tf.Tensor) -> tf.Tensor:
-    """Zero mean, unit variance per window; the std floor keeps silent windows from blowing up."""
-    mean = tf.reduce_mean(windows, axis=-1, keepdims=True)
-    std = tf.math.reduce_std(windows, axis=-1, keepdims=True)
-    return (windows - mean) / tf.maximum(std, STD_FLOOR)
-
-
-def clip_windows(x, hop_frames: int = 1) -> tf.Tensor:
-    return normalise_windows(frame_windows(x, hop_frames))
+__all__ = ["FRAME_SAMPLES", "clip_windows", "inference_windows", "num_windows", "training_windows"]
 
 
 def _clips(load: Callable[[int], np.ndarray], order: Callable[[], Sequence[int]]):
@@ -104,17 +72,3 @@ def inference_windows(load: Callable[[int], np.ndarray], count: int, *, hop_fram
         return tf.data.Dataset.from_tensor_slices((w, tf.fill([tf.shape(w)[0]], i)))
 
     return _clips(load, lambda: range(count)).flat_map(to_windows).batch(batch_size).prefetch(tf.data.AUTOTUNE)
-
-
-def pool_by_clip(values: np.ndarray, clip_index: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and (population) standard deviation of window rows grouped by clip: `[count, dims]` each."""
-    values = np.asarray(values, np.float64)
-    n = np.bincount(clip_index, minlength=count).astype(np.float64)[:, None]
-    if (n == 0).any():
-        raise ValueError(f"clips without windows: {np.flatnonzero(n[:, 0] == 0)[:5]}")
-    total = np.zeros((count, values.shape[1]))
-    np.add.at(total, clip_index, values)
-    mean = total / n
-    sq = np.zeros_like(total)
-    np.add.at(sq, clip_index, (values - mean[clip_index]) ** 2)
-    return mean, np.sqrt(sq / n)

@@ -31,16 +31,13 @@ Hybrids. A source "network:<name>" (a country CNN's own decision) gives the netw
 `country_probabilities` and their argmax as the country, the decision Table 1 scores (the hybrid's run folders
 store that decision one-hot).
 
-ZFF. The zero-frequency filter is in the graph, in float64, step for step as `exvo_keras.signal.zff` (pitch
-estimate for the trend window, blocks with margins, reflection padding): see `exvo_keras.export.graph`. Its
-output matches the numpy version to round-off (0 to 1.4e-9 of the peak on 0.06-12 s test signals), so ZFF
-systems export with the same predictions as the package.
+ZFF. The zero-frequency filter is in the graph, in float64: `exvo_keras.signal.zff`'s graph functions, the
+ones the package's signal cache runs (pitch estimate for the trend window, blocks with margins, reflection
+padding), so ZFF systems export with the same predictions as the package.
 
-Resampling. The package's loader resamples other rates with scipy's `resample_poly` on float32 audio (scipy
-then designs and applies the filter in float32). The graph implements the same polyphase filter (Kaiser,
-beta 5, same taps, alignment and length) in float64: it matches scipy in float64 to 7e-16, and the package's
-float32 path to 1.8e-7 (max abs, unit-amplitude noise; 8, 11.025, 22.05, 32, 44.1, 48 kHz), i.e. float32
-round-off, far below what moves a prediction.
+Resampling. The graph resamples other rates with `exvo_keras.signal.resample`, the package loader's own
+resampler: scipy's `resample_poly` filter (Kaiser, beta 5, same taps, alignment and length) in float64, equal
+to scipy in float64 to round-off (about 1e-15).
 
 Not exportable: ComParE systems (openSMILE is not a TensorFlow graph) and DeepSpectrum systems (its spectrogram
 image and VGG16 are not rebuilt in the graph yet); `export_system` refuses them and says why.
@@ -63,10 +60,10 @@ DEFAULT_OUT = "saved_models"
 ZFF_NOTE = ("zero-frequency filtering inside the graph, float64, as exvo_keras.signal.zff: trend window 1.5 x the "
             "average pitch period (LP-residual autocorrelation at 8 kHz, median over voiced frames; 10 ms "
             "fallback), reflection padding by 0.3 s, blocks of at most 10 s with 0.3 s margins, peak "
-            "normalisation; equal to the numpy version to round-off")
+            "normalisation; the package's own implementation (exvo_keras.signal.zff)")
 RESAMPLER_NOTE = ("serve_wav_bytes resamples other rates to 16 kHz in the graph with scipy's resample_poly filter "
-                  "(Kaiser beta 5, 20 * max(up, down) + 1 taps) in float64; the package's loader runs scipy on "
-                  "float32 audio: the two differ by at most about 2e-7 (float32 round-off)")
+                  "(Kaiser beta 5, 20 * max(up, down) + 1 taps) in float64, the package loader's own resampler "
+                  "(exvo_keras.signal.resample)")
 SIGNATURES = {
     "serve_waveform": {"inputs": {"waveform": "[batch, samples] float32, 16 kHz mono, zero-padded",
                                   "lengths": "[batch] int32, samples of each clip"}},

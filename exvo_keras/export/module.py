@@ -16,8 +16,11 @@ from pathlib import Path
 
 import tensorflow as tf
 
-from exvo_keras.data.labels import COUNTRIES, EMOTIONS
+from exvo_keras.data.labels import COUNTRIES, EMOTIONS, SAMPLE_RATE
 from exvo_keras.export import graph
+from exvo_keras.signal.framing import batch_windows
+from exvo_keras.signal.pooling import segment_mean_std
+from exvo_keras.signal.zff import zff_batch
 
 TASKS = ("emotion", "age", "country")
 WAVEFORM_ENDPOINT = "serve_waveform"
@@ -100,15 +103,15 @@ class _Predictor:
     def _frame_network(self, name, signals, lengths, batch):
         net = self.plan.networks[name]
         model, hidden, classes = self.cnn[name]
-        windows, clip = graph.batch_windows(signals[net.signal](), lengths, net.hop_frames)
+        windows, clip = batch_windows(signals[net.signal](), lengths, net.hop_frames)
 
         def run(chunk):
             embedding, posteriors = model(chunk, training=False)
             return tf.concat([embedding, posteriors], axis=1)
 
         out = graph.in_chunks(run, windows, hidden + classes, WINDOW_CHUNK)
-        mean, std = graph.pool_by_clip(out[:, :hidden], clip, batch)
-        posterior, _ = graph.pool_by_clip(out[:, hidden:], clip, batch)
+        mean, std = segment_mean_std(out[:, :hidden], clip, batch)
+        posterior, _ = segment_mean_std(out[:, hidden:], clip, batch)
         # The store holds float32 rows of the float64 pooling, as embed_clips writes them.
         return tf.cast(tf.concat([mean, std], axis=1), tf.float32), tf.cast(posterior, tf.float32)
 
@@ -131,7 +134,7 @@ class _Predictor:
             def get():
                 if kind not in cache:
                     raw = waveform * mask
-                    cache[kind] = raw if kind == "raw" else graph.zff_batch(raw, lengths)
+                    cache[kind] = raw if kind == "raw" else zff_batch(raw, lengths, SAMPLE_RATE)
                 return cache[kind]
             return get
 

@@ -110,7 +110,7 @@ def class_weights(labels: np.ndarray, lengths: Sequence[int], cfg: FrameTraining
     A clip gives one window per `hop_frames` frames of 10 ms, so a class's share is counted in windows, not
     clips. Weights average 1 over the windows, so the learning rate keeps its meaning.
     """
-    from exvo_keras.data.pipeline import num_windows
+    from exvo_keras.signal.framing import num_windows
 
     if cfg.class_weighting == "none":
         return None
@@ -204,17 +204,17 @@ def window_outputs(model, clips: ClipSet, *, hop_frames: int, batch_size: int = 
 
 def utterance_decisions(model, clips: ClipSet, *, hop_frames: int) -> np.ndarray:
     """Each clip's class: the argmax of the mean of its windows' posteriors (the paper's decision)."""
-    from exvo_keras.data.pipeline import pool_by_clip
+    from exvo_keras.signal.pooling import segment_mean_std
 
     posteriors, index = window_outputs(model, clips, hop_frames=hop_frames)
-    mean, _ = pool_by_clip(posteriors, index, len(clips.keys))
-    return mean.argmax(axis=1)
+    mean, _ = segment_mean_std(posteriors, index, len(clips.keys))
+    return mean.numpy().argmax(axis=1)
 
 
 def embed_clips(embedding_model, clips: ClipSet, *, hop_frames: int) -> np.ndarray:
     """Mean and standard deviation over each clip's windows of the hidden layer before its activation."""
-    from exvo_keras.data.pipeline import pool_by_clip
+    from exvo_keras.signal.pooling import segment_mean_std
 
     hidden, index = window_outputs(embedding_model, clips, hop_frames=hop_frames)
-    mean, std = pool_by_clip(hidden, index, len(clips.keys))
+    mean, std = segment_mean_std(hidden, index, len(clips.keys))
     return np.concatenate([mean, std], axis=1).astype(np.float32)
