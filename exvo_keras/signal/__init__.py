@@ -7,6 +7,7 @@ the same functions.
 - `pooling`: mean and population std of frame vectors (float64).
 - `normalize`: per-clip input normalisation of the SSL encoders.
 - `resample`: scipy's polyphase resampling (float64).
+- `numpy_order`: `np.mean`'s summation order as graph ops (what keeps ZFF equal to its numpy original).
 """
 
 from exvo_keras.signal.zff import average_pitch_period, epochs, trend_window_samples, zff
