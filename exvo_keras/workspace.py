@@ -36,7 +36,9 @@ def shard_stores(store: Path) -> list[Path]:
 
 
 @dataclass(frozen=True)
-class _Folder(os.PathLike):
+class _Place(os.PathLike):
+    """A folder as a value: built from any path, and a path again wherever one is taken."""
+
     path: Path
 
     def __post_init__(self):
@@ -48,6 +50,9 @@ class _Folder(os.PathLike):
     def __str__(self) -> str:  # messages name the folder, not the object
         return str(self.path)
 
+
+@dataclass(frozen=True)
+class _Folder(_Place):
     @property
     def name(self) -> str:
         return self.path.name
@@ -168,7 +173,7 @@ class ReportFolder(_Folder):
 
 
 @dataclass(frozen=True)
-class Workspace(os.PathLike):
+class Workspace(_Place):
     """The work folder: signal caches, feature stores, trained networks and system runs.
 
     `os.PathLike` only so that `Workspace(ws)` is `ws` again: a function handed a work path or a workspace
@@ -182,24 +187,18 @@ class Workspace(os.PathLike):
         PosixPath('work/runs/wavlm-sys2/seed_0/predictions_Val.csv')
     """
 
-    root: Path
-
-    def __post_init__(self):
-        object.__setattr__(self, "root", Path(self.root))
-
-    def __fspath__(self) -> str:
-        return str(self.root)
-
-    def __str__(self) -> str:
-        return str(self.root)
+    @property
+    def root(self) -> Path:
+        """The work folder itself."""
+        return self.path
 
     def signals(self, source: str, kind: str) -> Path:
         """The cache folder of `kind` ("raw" or "zff") signals of one source of clips."""
-        return self.root / "signals" / source / kind
+        return self.path / "signals" / source / kind
 
     @property
     def features(self) -> Path:
-        return self.root / "features"
+        return self.path / "features"
 
     def store(self, name: str) -> Path:
         """The feature store of feature set `name`."""
@@ -211,7 +210,7 @@ class Workspace(os.PathLike):
 
     @property
     def networks(self) -> Path:
-        return self.root / "networks"
+        return self.path / "networks"
 
     def network(self, name: str) -> NetworkFolder:
         return NetworkFolder(self.networks / name)
@@ -222,7 +221,7 @@ class Workspace(os.PathLike):
 
     @property
     def runs(self) -> Path:
-        return self.root / "runs"
+        return self.path / "runs"
 
     def run(self, key: str) -> RunFolder:
         """The run folder of registered system `key` (a system in two tables has one)."""
