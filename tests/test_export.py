@@ -95,9 +95,8 @@ def _padded(clips, fill=0.5):
 def _package_predictions(corpus, work, key, ids):
     """What the package predicts for these clips: store rows -> the exported seed's head (network posteriors
     computed from the audio for a network source)."""
-    from exvo_keras.signal.pooling import segment_mean_std
     from exvo_keras.experiments.tables import system_sources
-    from exvo_keras.training.frame_cnn import ClipSet, window_outputs
+    from exvo_keras.training.frame_cnn import ClipSet, pooled_window_outputs
 
     out = {}
     for task, source in system_sources(key, work).items():
@@ -107,9 +106,8 @@ def _package_predictions(corpus, work, key, ids):
             model = keras.saving.load_model(work.network(source.network).best)
             hop = json.loads(work.network(source.network).metrics.read_text())["hop_frames"]
             clips = _clips(corpus, ids)
-            posteriors, index = window_outputs(model, ClipSet(ids, lambda i: clips[i], np.zeros(len(ids))),
-                                               hop_frames=hop)
-            out["country_probabilities"] = segment_mean_std(posteriors, index, len(ids))[0].numpy()
+            out["country_probabilities"], _ = pooled_window_outputs(
+                model, ClipSet(ids, lambda i: clips[i], np.zeros(len(ids))), hop_frames=hop)
             continue
         row = row_by_key(source.key)
         folder = work.run(source.key)

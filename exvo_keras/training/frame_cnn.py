@@ -202,19 +202,25 @@ def window_outputs(model, clips: ClipSet, *, hop_frames: int, batch_size: int = 
     return np.concatenate(outs), np.concatenate(index)
 
 
-def utterance_decisions(model, clips: ClipSet, *, hop_frames: int) -> np.ndarray:
-    """Each clip's class: the argmax of the mean of its windows' posteriors (the paper's decision)."""
+def pooled_window_outputs(model, clips: ClipSet, *, hop_frames: int) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and standard deviation over each clip's windows of `model`'s outputs: (`[clips, dims]`, same), float64."""
     from exvo_keras.signal.pooling import segment_mean_std
 
-    posteriors, index = window_outputs(model, clips, hop_frames=hop_frames)
-    mean, _ = segment_mean_std(posteriors, index, len(clips.keys))
-    return mean.numpy().argmax(axis=1)
+    outputs, index = window_outputs(model, clips, hop_frames=hop_frames)
+    empty = np.flatnonzero(np.bincount(index, minlength=len(clips.keys)) == 0)
+    if empty.size:  # every clip gives at least one window: a clip without any means a broken loader
+        raise ValueError(f"clips without windows: {[clips.keys[i] for i in empty[:5]]}")
+    mean, std = segment_mean_std(outputs, index, len(clips.keys))
+    return mean.numpy(), std.numpy()
+
+
+def utterance_decisions(model, clips: ClipSet, *, hop_frames: int) -> np.ndarray:
+    """Each clip's class: the argmax of the mean of its windows' posteriors (the paper's decision)."""
+    mean, _ = pooled_window_outputs(model, clips, hop_frames=hop_frames)
+    return mean.argmax(axis=1)
 
 
 def embed_clips(embedding_model, clips: ClipSet, *, hop_frames: int) -> np.ndarray:
     """Mean and standard deviation over each clip's windows of the hidden layer before its activation."""
-    from exvo_keras.signal.pooling import segment_mean_std
-
-    hidden, index = window_outputs(embedding_model, clips, hop_frames=hop_frames)
-    mean, std = segment_mean_std(hidden, index, len(clips.keys))
+    mean, std = pooled_window_outputs(embedding_model, clips, hop_frames=hop_frames)
     return np.concatenate([mean, std], axis=1).astype(np.float32)

@@ -295,6 +295,16 @@ def test_utterance_decision_is_the_argmax_of_mean_posteriors(untrained, odd_clip
         assert pred[i] == post.mean(axis=0).argmax()
 
 
+def test_a_clip_without_windows_is_an_error_naming_it(untrained, odd_clips, monkeypatch):
+    import exvo_keras.training.frame_cnn as frame_cnn
+
+    outputs, index = window_outputs(untrained, odd_clips, hop_frames=HOP)
+    dropped = index != 1  # as a broken loader would: the second clip's windows never arrive
+    monkeypatch.setattr(frame_cnn, "window_outputs", lambda *a, **k: (outputs[dropped], index[dropped]))
+    with pytest.raises(ValueError, match=f"clips without windows: \\['{odd_clips.keys[1]}'\\]"):
+        utterance_decisions(untrained, odd_clips, hop_frames=HOP)
+
+
 def test_balanced_class_weights_make_every_class_count_alike_in_windows():
     from exvo_keras.data.pipeline import FRAME_SAMPLES
     from exvo_keras.training.frame_cnn import class_weights
