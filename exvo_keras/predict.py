@@ -2,8 +2,8 @@
 
 The model is loaded with plain `tf.saved_model.load` (no Keras or exvo_keras code runs in it): any folder
 written by `exvo_keras.export.export_system` works, also one copied to a machine without this package's
-training code. Files are read with `exvo_keras.data.audio.load_audio` (any format soundfile decodes: wav, flac,
-ogg, mp3, ...; first channel, other rates resampled to 16 kHz as the graph does) and fed to the `serve_waveform`
+training code. Files are decoded in parallel by `exvo_keras.data.tf_audio` (any format soundfile decodes: wav,
+flac, ogg, mp3, ...; first channel, other rates resampled to 16 kHz as the graph does) and fed to the `serve_waveform`
 signature in batches of similar length, so little compute goes to padding.
 
 Bad inputs do not stop the run: a missing, empty, corrupt, truncated or too short (< 50 ms) file, or a batch the
@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from exvo_keras.batching import length_batches, pad_clips
-from exvo_keras.data.audio import AUDIO_SUFFIXES, AudioError, audio_info, load_audio
+from exvo_keras.data.audio import AUDIO_SUFFIXES, AudioError, audio_info
 from exvo_keras.data.labels import EMOTIONS, SAMPLE_RATE
 
 COLUMNS = ("File_ID", "Country", "Age", *EMOTIONS)
@@ -97,6 +97,7 @@ def predict_files(model, files: Sequence, *, batch_size: int = 16, progress: boo
     """
     import tensorflow as tf
 
+    from exvo_keras.data.tf_audio import decoded_clips
     from exvo_keras.progress import progress_bar
 
     if batch_size < 1:
@@ -128,15 +129,18 @@ def predict_files(model, files: Sequence, *, batch_size: int = 16, progress: boo
 
     with progress_bar(total=len(lengths), desc="predict", unit="clip", enabled=progress) as bar:
         readable = list(lengths)
-        for positions in length_batches([lengths[i] for i in readable], max_items=batch_size):
-            batch = [readable[p] for p in positions]
+        batches = [[readable[p] for p in positions]
+                   for positions in length_batches([lengths[i] for i in readable], max_items=batch_size)]
+        # One parallel decoding pipeline over every file, in the order the batches take them.
+        decoded = decoded_clips([files[i] for batch in batches for i in batch])
+        for batch in batches:
             indices, clips = [], []
-            for i in batch:
-                try:
-                    clips.append(load_audio(files[i]))
+            for i, clip in zip(batch, decoded):
+                if clip.error is not None:
+                    failures[i] = clip.error.problem
+                else:
+                    clips.append(clip.signal)
                     indices.append(i)
-                except AudioError as exc:
-                    failures[i] = exc.problem
             if clips:
                 try:
                     run(indices, clips)

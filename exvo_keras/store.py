@@ -284,7 +284,8 @@ def _before_digests(path, attrs: dict, root, fingerprint) -> StoreError:
 
 def build_store(path, file_ids: Sequence[str], embed: Callable[[list[str]], np.ndarray], *, extractor: str,
                 settings: dict, corpus=None, corpus_fingerprint: str | None = None, corpus_root: str = "",
-                batch_size: int = 16, progress: bool = True, desc: str | None = None) -> Path:
+                batch_size: int = 16, progress: bool = True, desc: str | None = None,
+                plan: Callable[[list[str]], None] | None = None) -> Path:
     """Runs `embed` over `file_ids` in batches into a store, computing only the rows no earlier run left.
 
     `embed(ids) -> [len(ids), dims]` may raise AudioError for a bad file: the batch is then retried one file at a
@@ -294,6 +295,8 @@ def build_store(path, file_ids: Sequence[str], embed: Callable[[list[str]], np.n
     Args:
         corpus: the `Corpus` the rows come from (its fingerprint, root and per-file digests). Without it,
             `corpus_fingerprint` and `corpus_root`, and rows are reused only from a store of the same fingerprint.
+        plan: called once, before the first `embed`, with every id to compute in the order `embed` gets them
+            (so that their audio can be decoded ahead).
 
     Returns:
         the path of the complete store. If it already exists with these rows from the same audio, nothing is
@@ -322,6 +325,8 @@ def build_store(path, file_ids: Sequence[str], embed: Callable[[list[str]], np.n
     failures: list[str] = []
     try:
         todo = writer.pending()
+        if plan is not None:
+            plan([writer.file_ids[i] for i in todo])
         bar = progress_bar(total=len(file_ids), initial=len(file_ids) - len(todo), desc=desc or extractor,
                            unit="clip", enabled=progress)
         with bar:

@@ -163,3 +163,19 @@ def test_each_signal_step_lives_in_one_module(step):
     assert markers(owner, rule), f"{step}: {owner} no longer implements it (update this test's markers)"
     elsewhere = {m: markers(m, rule) for m in MODULES if m != owner}
     assert {m: found for m, found in elsewhere.items() if found} == {}, f"{step} implemented outside {owner}"
+
+
+def _external_imports(tree: ast.Module) -> set[str]:
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+def test_tensorflow_io_is_imported_by_one_module_only():
+    # tensorflow-io's last release loads on TensorFlow 2.17 only: one module to replace when it must go.
+    users = sorted(m for m, tree in MODULES.items() if "tensorflow_io" in _external_imports(tree))
+    assert users == ["exvo_keras.data.tf_audio"]

@@ -55,6 +55,24 @@ class AudioInfo:
         return self.frames / self.sample_rate
 
 
+@dataclass(frozen=True)
+class AudioHeader(AudioInfo):
+    """A file's header: `AudioInfo`, libsndfile's format and subtype names, and the frames it promises (more
+    than `frames` when the file is truncated)."""
+
+    format: str
+    subtype: str
+    declared_frames: int
+
+
+def audio_header(path) -> AudioHeader:
+    """Reads a file's header only. Raises AudioError if it is missing or not decodable."""
+    path = Path(path)
+    with _open(path) as f:
+        return AudioHeader(int(f.samplerate), int(f.channels), int(f.frames), str(f.format), str(f.subtype),
+                           _declared_frames(path, f))
+
+
 def audio_info(path) -> AudioInfo:
     """Reads a file's header only. Raises AudioError if it is missing or not decodable."""
     with _open(Path(path)) as f:

@@ -21,7 +21,7 @@ import pandas as pd
 
 from exvo_keras.data.corpus import Corpus, hard_labels, speaker_split, split_by_speaker
 from exvo_keras.data.labels import COUNTRIES, EMOTIONS, SAMPLE_RATE
-from exvo_keras.data.signals import SignalCache
+from exvo_keras.data.signals import ClipFiles, SignalCache
 from exvo_keras.registry import Network
 from exvo_keras.runs import atomic_write_text, read_json, short_sha1
 from exvo_keras.training.frame_cnn import ClipSet, FrameTraining
@@ -82,7 +82,8 @@ def corpus_clips(corpus: Corpus, ws: Workspace, kind: str, ids: list[str], *, pr
     """Clips of the corpus by File_ID (labels left at -1), with their cached raw or ZFF signals built first."""
     cache = _signal_cache(ws, "exvo", kind, corpus.fingerprint)
     cache.build({fid: corpus.wav_path(fid) for fid in ids}, progress=progress)
-    return ClipSet(list(ids), lambda i: cache.load(ids[i]), np.full(len(ids), -1, np.int32))
+    return ClipSet(list(ids), lambda i: cache.load(ids[i]), np.full(len(ids), -1, np.int32),
+                   ClipFiles(tuple(str(cache.path(f)) for f in ids)))
 
 
 def exvo_training_sets(net: Network, corpus: Corpus, ws: Workspace, *, progress: bool = True):
@@ -141,7 +142,10 @@ def list_training_sets(list_path, ws: Workspace, kind: str, *, progress: bool = 
 
     speakers = table["speaker"] if "speaker" in table.columns else pd.Series(range(len(table))).astype(str)
     held = split_by_speaker(speakers.to_numpy(), 0.1, seed=0)
-    everything = ClipSet([str(p) for p in table["path"]], load, labels)
+    files = ClipFiles(tuple(str(cache.path(p)) for p in table["path"]),
+                      *((tuple(int(t * SAMPLE_RATE) for t in table[c]) for c in ("start", "end")) if segments
+                        else ()))
+    everything = ClipSet([str(p) for p in table["path"]], load, labels, files)
     return everything.subset(np.flatnonzero(~held)), everything.subset(np.flatnonzero(held)), names
 
 

@@ -23,7 +23,8 @@ Normalisation (``do_normalize``)
     ``normalize=True/False`` overrides a checkpoint folder's setting; an encoder object is taken as built.
 
 Batching
-    Clips are read ``chunk_clips`` at a time (the unit written to the store, so an interruption loses at most
+    Audio is decoded by one parallel tf.data pipeline for the whole extraction (``exvo_keras.data.tf_audio``),
+    ahead of the encoder. Clips are taken ``chunk_clips`` at a time (the unit written to the store, so an interruption loses at most
     one chunk), sorted by length and run in batches of at most ``batch_seconds`` of padded audio
     (:func:`exvo_keras.batching.length_batches`) through the encoder with its padding mask, which gives every
     clip what it gets alone; the pooling runs in the same graph (:meth:`SSLEncoder.pooled_function`), so only
@@ -45,9 +46,10 @@ from typing import Sequence
 import numpy as np
 
 from exvo_keras.batching import length_batches, pad_clips
-from exvo_keras.data.audio import AudioError, load_audio
+from exvo_keras.data.audio import AudioError
 from exvo_keras.data.corpus import Corpus
 from exvo_keras.data.labels import MAX_SSL_SECONDS, SAMPLE_RATE
+from exvo_keras.data.tf_audio import DecodedStream
 from exvo_keras.models.ssl import (
     Provenance,
     SSLEncoder,
@@ -194,12 +196,17 @@ def extract_ssl(corpus: Corpus, encoder_or_checkpoint, out_path, *, layer=None,
         out_path = shard_store(out_path, *parsed)
     max_samples = int(max_seconds * SAMPLE_RATE)
 
+    # Audio is decoded ahead, in parallel, while the encoder runs (exvo_keras.data.tf_audio).
+    stream = DecodedStream(corpus.wav_path)
+
     def embed(ids):
         encoder = source.encoder()
         clips = []
-        for fid in ids:
+        for fid, clip in zip(ids, stream.take(ids)):
             path = corpus.wav_path(fid)
-            x = load_audio(path)
+            if clip.error is not None:
+                raise clip.error
+            x = clip.signal
             if x.size > max_samples:
                 raise AudioError(path, f"{x.size / SAMPLE_RATE:.1f} s long, over max_seconds={max_seconds} "
                                        "(attention memory grows with the square of the length); raise "
@@ -212,7 +219,7 @@ def extract_ssl(corpus: Corpus, encoder_or_checkpoint, out_path, *, layer=None,
 
     name = desc or f"{source.fields['model_type']} layer {resolved}" + (f" shard {parsed}" if parsed else "")
     return build_store(out_path, file_ids, embed, extractor=EXTRACTOR, settings=settings,
-                       corpus=corpus, batch_size=chunk_clips, progress=progress, desc=name)
+                       corpus=corpus, batch_size=chunk_clips, progress=progress, desc=name, plan=stream.plan)
 
 
 def extract_feature_set(name: str, corpus: Corpus, work, *, ssl_dir=None, seed: int = 0, **kwargs) -> Path:

@@ -21,6 +21,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from exvo_keras.data.signals import ClipFiles
 from exvo_keras.runs import atomic_write_json, claim_run_dir, read_json
 from exvo_keras.workspace import NetworkFolder
 
@@ -65,15 +66,32 @@ class FrameTraining:
 
 @dataclass
 class ClipSet:
-    """Labelled clips for the frame CNNs: `load(i)` gives clip i's signal (a cached raw or ZFF waveform)."""
+    """Labelled clips for the frame CNNs: `load(i)` gives clip i's signal (a cached raw or ZFF waveform).
+
+    `files`, when given, names the same clips as signal-cache files: the tf.data pipelines then read them in
+    parallel in the graph instead of calling `load` from Python (which in-memory sets, as in tests, use).
+    """
 
     keys: list[str]
     load: Callable[[int], np.ndarray]
     labels: np.ndarray
+    files: ClipFiles | None = None
 
     def subset(self, index: Sequence[int]) -> "ClipSet":
         index = np.asarray(index)
-        return ClipSet([self.keys[i] for i in index], lambda i: self.load(int(index[i])), self.labels[index])
+        return ClipSet([self.keys[i] for i in index], lambda i: self.load(int(index[i])), self.labels[index],
+                       None if self.files is None else self.files.subset(index))
+
+    @property
+    def source(self):
+        """What the window pipelines read: the files, or else the loader."""
+        return self.load if self.files is None else self.files
+
+    def lengths(self) -> list[int]:
+        """Samples of each clip (from the files' headers when there are files)."""
+        if self.files is not None:
+            return self.files.lengths()
+        return [len(self.load(i)) for i in range(len(self.keys))]
 
 
 def _keras_halving_callback():
@@ -155,14 +173,11 @@ def train_frame_cnn(run_dir, fit: ClipSet, cv: ClipSet, cfg: FrameTraining, *, v
         model.compile(optimizer=keras.optimizers.SGD(cfg.learning_rate, momentum=cfg.momentum),
                       loss="sparse_categorical_crossentropy", metrics=["accuracy"])
 
-    def lengths(clips):
-        return [len(clips.load(i)) for i in range(len(clips.keys))]
-
-    fit_lengths = lengths(fit)
-    train_ds = training_windows(fit.load, fit.labels, hop_frames=cfg.hop_frames, batch_size=cfg.batch_size,
+    fit_lengths = fit.lengths()
+    train_ds = training_windows(fit.source, fit.labels, hop_frames=cfg.hop_frames, batch_size=cfg.batch_size,
                                 seed=cfg.seed, lengths=fit_lengths, first_epoch=state["epoch"] + 1)
-    cv_ds = training_windows(cv.load, cv.labels, hop_frames=cfg.hop_frames, batch_size=1024, seed=cfg.seed,
-                             shuffle_buffer=1, lengths=lengths(cv)).cache()
+    cv_ds = training_windows(cv.source, cv.labels, hop_frames=cfg.hop_frames, batch_size=1024, seed=cfg.seed,
+                             shuffle_buffer=1, lengths=cv.lengths()).cache()
     Halve = _keras_halving_callback()
     halve = Halve(cfg.halving_starts, cfg.min_delta, cfg.lr_floor, previous=state.get("previous_val_loss"))
 
@@ -195,7 +210,7 @@ def window_outputs(model, clips: ClipSet, *, hop_frames: int, batch_size: int = 
     from exvo_keras.data.pipeline import inference_windows
 
     outs, index = [], []
-    for windows, clip in inference_windows(clips.load, len(clips.keys), hop_frames=hop_frames,
+    for windows, clip in inference_windows(clips.source, len(clips.keys), hop_frames=hop_frames,
                                            batch_size=batch_size):
         outs.append(np.asarray(model(windows, training=False)))
         index.append(clip.numpy())

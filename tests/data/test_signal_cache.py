@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-import exvo_keras.data.signals as signals
+import exvo_keras.data.tf_audio as tf_audio
 from exvo_keras.data.audio import load_audio
 from exvo_keras.data.signals import SignalCache, SignalCacheError
 from exvo_keras.signal import zff
@@ -32,11 +32,13 @@ def wavs(tmp_path):
 def _counting_loader(monkeypatch):
     calls = []
 
-    def counted(path, *a, **k):
-        calls.append(str(path))
-        return load_audio(path, *a, **k)
+    decoded = tf_audio.decoded_clips
 
-    monkeypatch.setattr(signals, "load_audio", counted)
+    def counted(paths, **kwargs):
+        calls.extend(str(p) for p in paths)
+        return decoded(paths, **kwargs)
+
+    monkeypatch.setattr(tf_audio, "decoded_clips", counted)
     return calls
 
 
