@@ -54,7 +54,7 @@ def _windows_of(clips, hop_frames: int, tags, threads: int | None):
 
 def training_windows(clips, labels: np.ndarray, *, hop_frames: int, batch_size: int, seed: int,
                      shuffle_buffer: int = 20000, lengths: Sequence[int] | None = None, first_epoch: int = 0,
-                     threads: int | None = None) -> tf.data.Dataset:
+                     threads: int | None = None, reshuffle: bool = True) -> tf.data.Dataset:
     """Shuffled batches of (window, label) over all clips, reshuffled every epoch from `seed`.
 
     Args:
@@ -69,6 +69,8 @@ def training_windows(clips, labels: np.ndarray, *, hop_frames: int, batch_size: 
             Keras shows whole-epoch progress instead of discovering the end of the data.
         first_epoch: the epoch the first iteration is (a resumed run continues the clip orders it would have had).
         threads: size of the dataset's own thread pool (None: TensorFlow's shared pool, all cores).
+        reshuffle: False gives every iteration `first_epoch`'s clip order (a validation set: the same batches
+            each epoch without holding its windows in memory, which `.cache()` would at 16 kB a window).
     """
     labels = np.asarray(labels, np.int32)
     epoch = {"n": first_epoch}
@@ -77,7 +79,7 @@ def training_windows(clips, labels: np.ndarray, *, hop_frames: int, batch_size: 
         # One clip order per epoch, reproducible from the seed; Python hands over one array an epoch, nothing
         # per clip or window.
         rng = np.random.default_rng([seed, epoch["n"]])
-        epoch["n"] += 1
+        epoch["n"] += int(reshuffle)
         yield rng.permutation(len(labels)).astype(np.int32)
 
     positions = tf.data.Dataset.from_generator(order, output_signature=tf.TensorSpec([None], tf.int32)).unbatch()

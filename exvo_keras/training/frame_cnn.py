@@ -177,7 +177,7 @@ def train_frame_cnn(run_dir, fit: ClipSet, cv: ClipSet, cfg: FrameTraining, *, v
     train_ds = training_windows(fit.source, fit.labels, hop_frames=cfg.hop_frames, batch_size=cfg.batch_size,
                                 seed=cfg.seed, lengths=fit_lengths, first_epoch=state["epoch"] + 1)
     cv_ds = training_windows(cv.source, cv.labels, hop_frames=cfg.hop_frames, batch_size=1024, seed=cfg.seed,
-                             shuffle_buffer=1, lengths=cv.lengths()).cache()
+                             shuffle_buffer=1, lengths=cv.lengths(), reshuffle=False)
     Halve = _keras_halving_callback()
     halve = Halve(cfg.halving_starts, cfg.min_delta, cfg.lr_floor, previous=state.get("previous_val_loss"))
 
@@ -202,31 +202,61 @@ def train_frame_cnn(run_dir, fit: ClipSet, cv: ClipSet, cfg: FrameTraining, *, v
     return keras.saving.load_model(run.best)
 
 
-def window_outputs(model, clips: ClipSet, *, hop_frames: int, batch_size: int = 1024):
-    """Runs `model` over every window of every clip, windows of several clips per batch.
+def window_output_batches(model, clips: ClipSet, *, hop_frames: int, batch_size: int = 1024):
+    """Runs `model` over every window of every clip, windows of several clips per batch, clips in order.
 
-    Returns (outputs `[windows, dims]`, clip index of each window).
+    Yields (outputs `[batch windows, dims]`, clip index of each window) a batch at a time.
     """
     from exvo_keras.data.pipeline import inference_windows
 
-    outs, index = [], []
     for windows, clip in inference_windows(clips.source, len(clips.keys), hop_frames=hop_frames,
                                            batch_size=batch_size):
-        outs.append(np.asarray(model(windows, training=False)))
-        index.append(clip.numpy())
+        yield np.asarray(model(windows, training=False)), clip.numpy()
+
+
+def window_outputs(model, clips: ClipSet, *, hop_frames: int, batch_size: int = 1024):
+    """All of :func:`window_output_batches` at once: (outputs `[windows, dims]`, clip index of each window)."""
+    outs, index = zip(*window_output_batches(model, clips, hop_frames=hop_frames, batch_size=batch_size))
     return np.concatenate(outs), np.concatenate(index)
 
 
-def pooled_window_outputs(model, clips: ClipSet, *, hop_frames: int) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and standard deviation over each clip's windows of `model`'s outputs: (`[clips, dims]`, same), float64."""
+def pooled_window_outputs(model, clips: ClipSet, *, hop_frames: int,
+                          batch_size: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and standard deviation over each clip's windows of `model`'s outputs: (`[clips, dims]`, same), float64.
+
+    Clips are pooled as soon as their last window has passed (batches come in clip order), so memory holds
+    the outputs of about one batch, not of the corpus's windows (13 million at the paper's hop over ExVo).
+    """
     from exvo_keras.signal.pooling import segment_mean_std
 
-    outputs, index = window_outputs(model, clips, hop_frames=hop_frames)
-    empty = np.flatnonzero(np.bincount(index, minlength=len(clips.keys)) == 0)
+    count = len(clips.keys)
+    mean = std = None
+    held_out, held_index = [], []
+    seen = np.zeros(count, bool)
+
+    def pool(outputs, index):
+        nonlocal mean, std
+        present, local = np.unique(index, return_inverse=True)
+        m, s = segment_mean_std(outputs, local, len(present))
+        if mean is None:
+            mean, std = np.zeros((count, outputs.shape[1])), np.zeros((count, outputs.shape[1]))
+        mean[present], std[present] = m.numpy(), s.numpy()
+        seen[present] = True
+
+    for outputs, index in window_output_batches(model, clips, hop_frames=hop_frames, batch_size=batch_size):
+        held_out.append(outputs)
+        held_index.append(index)
+        outputs, index = np.concatenate(held_out), np.concatenate(held_index)
+        done = index < index[-1]  # the last clip may go on in the next batch
+        if done.any():
+            pool(outputs[done], index[done])
+        held_out, held_index = [outputs[~done]], [index[~done]]
+    if held_index and held_index[0].size:
+        pool(held_out[0], held_index[0])
+    empty = np.flatnonzero(~seen)
     if empty.size:  # every clip gives at least one window: a clip without any means a broken loader
         raise ValueError(f"clips without windows: {[clips.keys[i] for i in empty[:5]]}")
-    mean, std = segment_mean_std(outputs, index, len(clips.keys))
-    return mean.numpy(), std.numpy()
+    return mean, std
 
 
 def utterance_decisions(model, clips: ClipSet, *, hop_frames: int) -> np.ndarray:

@@ -15,7 +15,8 @@ import pytest
 from exvo_keras.data.pipeline import clip_windows, num_windows
 from exvo_keras.models.frame_cnn import FrameCNN
 from exvo_keras.training.frame_cnn import (ClipSet, FrameTraining, _keras_halving_callback, embed_clips,
-                                           train_frame_cnn, utterance_decisions, window_outputs)
+                                           train_frame_cnn, utterance_decisions, window_outputs,
+                                           pooled_window_outputs)
 
 RATE = 16000
 HOP = 10
@@ -288,6 +289,18 @@ def test_mixed_batches_equal_one_clip_at_a_time(untrained, odd_clips):
                                together[[4, 0, 2]], rtol=1e-4, atol=1e-5)
 
 
+def test_pooling_clip_by_clip_as_batches_pass_equals_pooling_all_windows_at_once(untrained, odd_clips):
+    from exvo_keras.signal.pooling import segment_mean_std
+
+    embedder = untrained.embedding_model()
+    for batch_size in (3, 7, 1024):  # clips split across batches, and all in one
+        outputs, index = window_outputs(embedder, odd_clips, hop_frames=HOP, batch_size=batch_size)
+        mean, std = segment_mean_std(outputs, index, len(odd_clips.keys))
+        streamed = pooled_window_outputs(embedder, odd_clips, hop_frames=HOP, batch_size=batch_size)
+        np.testing.assert_array_equal(streamed[0], mean.numpy())
+        np.testing.assert_array_equal(streamed[1], std.numpy())
+
+
 def test_utterance_decision_is_the_argmax_of_mean_posteriors(untrained, odd_clips):
     pred = utterance_decisions(untrained, odd_clips, hop_frames=HOP)
     for i in range(len(odd_clips.keys)):
@@ -298,9 +311,13 @@ def test_utterance_decision_is_the_argmax_of_mean_posteriors(untrained, odd_clip
 def test_a_clip_without_windows_is_an_error_naming_it(untrained, odd_clips, monkeypatch):
     import exvo_keras.training.frame_cnn as frame_cnn
 
-    outputs, index = window_outputs(untrained, odd_clips, hop_frames=HOP)
-    dropped = index != 1  # as a broken loader would: the second clip's windows never arrive
-    monkeypatch.setattr(frame_cnn, "window_outputs", lambda *a, **k: (outputs[dropped], index[dropped]))
+    real = frame_cnn.window_output_batches
+
+    def dropping(*args, **kwargs):  # as a broken loader would: the second clip's windows never arrive
+        for outputs, index in real(*args, **kwargs):
+            yield outputs[index != 1], index[index != 1]
+
+    monkeypatch.setattr(frame_cnn, "window_output_batches", dropping)
     with pytest.raises(ValueError, match=f"clips without windows: \\['{odd_clips.keys[1]}'\\]"):
         utterance_decisions(untrained, odd_clips, hop_frames=HOP)
 
