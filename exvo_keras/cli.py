@@ -6,6 +6,7 @@ Each command is a thin wrapper over a package function; run_all.sh only chains t
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import sys
@@ -271,6 +272,32 @@ def cmd_predict(args) -> int:
     return 0
 
 
+def _add_device_options(p, *, distribute: bool, mixed_precision: bool) -> None:
+    """--devices (and --mixed-precision) for a command that trains under a strategy (`distribute`) or runs on
+    one device; exvo_keras/devices.py and the README ("Several devices and machines", "GPU") say more."""
+    from exvo_keras.devices import MIXED_PRECISIONS
+
+    if distribute:
+        p.add_argument("--devices", default="auto",
+                       help="devices to train on: auto (default: every GPU under a MirroredStrategy when several "
+                            "are visible, else TensorFlow's own placement), cpu, N (the first N GPUs, or CPUs "
+                            "when there is no GPU) or names such as GPU:0,GPU:1. Batch sizes stay global: each "
+                            "batch is split across the devices, so the numbers do not depend on how many")
+    else:
+        p.add_argument("--devices", default="auto",
+                       help="device to run on: auto (default: TensorFlow's own placement, its first GPU when "
+                            "there is one), cpu, or a name such as GPU:1. One device per process: several GPUs "
+                            "share the work as one process each (README, \"Several devices and machines\")")
+    p.set_defaults(distribute=distribute)
+    if mixed_precision:
+        p.add_argument("--mixed-precision", nargs="?", const="mixed_float16", choices=MIXED_PRECISIONS,
+                       metavar="POLICY",
+                       help="compute in half precision, variables and the sensitive parts (softmax, norms, "
+                            "pooling, losses) in float32: mixed_float16 (when given alone; for GPUs) or "
+                            "mixed_bfloat16 (CPUs too). It changes the numbers, so stores and run folders "
+                            "record it; the README's GPU section gives the parity with float32")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from exvo_keras.data import demo
     from exvo_keras.training.frame_cnn import PROFILES, FrameTraining
@@ -339,6 +366,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rows", nargs="+", metavar="KEY",
                    help="system keys instead of a whole table, e.g. compare-sys1 raw_exvo_er+wavlm-sys2 hybrid-auto")
     training(p)
+    _add_device_options(p, distribute=True, mixed_precision=False)
 
     p = add("train-mtl", cmd_train_mtl, "Train a multi-task head on any stores (early fusion if several).")
     p.add_argument("--data", required=True, help="ExVo-format corpus folder")
@@ -347,6 +375,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="head preset (linear: ridge + logistic regression; the summary adds it beside any head)")
     p.add_argument("--out", required=True, help="run folder")
     training(p)
+    _add_device_options(p, distribute=True, mixed_precision=False)
 
     p = add("train-network", cmd_train_network,
             "Train frame CNNs (Raw/Zff ExVo ER/CR, SER, ASR) and score them; resumes an interrupted run.")
@@ -364,12 +393,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="trained weights (.keras) instead of training, e.g. raw_ser=raw_ser.keras")
     p.add_argument("--seed", type=int, default=FrameTraining.seed,
                    help="seed of the weights and the window order (default %(default)s)")
+    _add_device_options(p, distribute=True, mixed_precision=True)
 
     p = add("extract-network", cmd_extract_network,
             "Embed every clip with trained frame CNNs (mean+std of the hidden layer) into stores.")
     data_work(p)
     p.add_argument("networks", nargs="+", choices=list(registry.NETWORKS), metavar="NETWORK",
                    help="network names (see train-network)")
+    _add_device_options(p, distribute=False, mixed_precision=False)
 
     p = add("extract-ssl", cmd_extract_ssl,
             "Mean+std of a WavLM / HuBERT / Wav2Vec2 hidden layer for every clip into a store (resumable).")
@@ -382,6 +413,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "index into hidden_states")
     p.add_argument("--shard", metavar="I/N", help="extract only shard I of N (clips I, I+N, ...); merge with merge-ssl")
     p.add_argument("--seed", type=int, default=0, help="seed of the random-init demo encoders (default 0)")
+    _add_device_options(p, distribute=False, mixed_precision=True)
 
     p = add("merge-ssl", cmd_merge_ssl, "Join the complete shard stores of an extraction into one store.")
     data_work(p)
@@ -434,11 +466,29 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@contextlib.contextmanager
+def _placement(args):
+    """The devices and precision the command asked for, around it."""
+    if getattr(args, "devices", None) is None:
+        yield
+        return
+    from exvo_keras.devices import DeviceChoice, device_scope, enable_memory_growth, precision, strategy_for
+
+    choice = DeviceChoice.parse(args.devices, getattr(args, "mixed_precision", None))
+    # First of all: TensorFlow takes memory growth only before it initialises its devices (devices.py).
+    enable_memory_growth()
+    # Restored after the command, since main() can run again in one process (the tests call it).
+    with precision(choice.precision):
+        with strategy_for(choice).scope() if args.distribute else device_scope(choice, args.command):
+            yield
+
+
 def main(argv=None) -> int:
     _quiet_tensorflow()
     args = build_parser().parse_args(argv)
     try:
-        return args.func(args)
+        with _placement(args):
+            return args.func(args)
     except (ValueError, KeyError, FileExistsError, FileNotFoundError) as exc:
         # Our errors name the file and the problem; a traceback would bury that.
         print(f"error: {exc}", file=sys.stderr)

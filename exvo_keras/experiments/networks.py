@@ -166,7 +166,12 @@ def train_network(net: Network, corpus: Corpus, ws: Workspace, profile: str, *,
     from exvo_keras.training.frame_cnn import train_frame_cnn, utterance_decisions
 
     folder = ws.network(net.name)
-    wanted = {"profile": profile, "seed": None if weights else seed, "weights": str(weights) if weights else None}
+    import keras
+
+    policy = keras.mixed_precision.global_policy().name
+    # precision None for float32: networks scored before it was a choice match a float32 request
+    wanted = {"profile": profile, "seed": None if weights else seed, "weights": str(weights) if weights else None,
+              "precision": None if policy == "float32" or weights else policy}
     done = read_json(folder.metrics)
     if done is not None:
         differ = [k for k, v in wanted.items() if done.get(k) != v]

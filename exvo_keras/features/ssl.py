@@ -32,8 +32,10 @@ Batching
 
 Store settings (everything that changes the numbers): ``model_type``, ``config`` (hash of the architecture
 fields the port reads), ``hidden_size``, ``num_hidden_layers``, ``weights`` and ``do_normalize`` (the encoder's
-:class:`~exvo_keras.models.ssl.provenance.Provenance`), ``layer``, ``pooling``, ``sample_rate``; shard stores
-add ``shard`` (:class:`exvo_keras.store.Shard`; :func:`exvo_keras.store.merge_shards` joins them).
+:class:`~exvo_keras.models.ssl.provenance.Provenance`), ``layer``, ``pooling``, ``sample_rate``, and ``precision``
+when not float32 (:attr:`SSLEncoder.precision`; a checkpoint folder is built under Keras's global policy,
+``--mixed-precision``); shard stores add ``shard`` (:class:`exvo_keras.store.Shard`;
+:func:`exvo_keras.store.merge_shards` joins them).
 """
 
 from __future__ import annotations
@@ -85,6 +87,7 @@ class _Source:
             self.fields = hf_config_fields(encoder.get_config())
             self.final_norm_in_hidden_states = encoder.final_norm_in_hidden_states
             self.provenance = provenance_of(encoder)
+            self.precision = encoder.precision
             self._encoder, self._folder = encoder, None
         else:
             folder = Path(encoder_or_checkpoint)
@@ -93,6 +96,9 @@ class _Source:
             # A folder is hashed, not loaded: a complete store is recognised without building the encoder.
             self.provenance = Provenance("checkpoint", resolve_do_normalize(folder, normalize),
                                          digest=checkpoint_digest(folder), label=str(folder))
+            import keras
+
+            self.precision = keras.mixed_precision.global_policy().name  # what load_pretrained will build in
             self._encoder, self._folder = None, folder
 
     def encoder(self) -> SSLEncoder:
@@ -131,6 +137,8 @@ class _Source:
             "layer": self.resolve_layer(layer),
             "pooling": POOLING,
             "sample_rate": SAMPLE_RATE,
+            # Only when not float32: stores made before precision was a choice keep their settings.
+            **({"precision": self.precision} if self.precision != "float32" else {}),
         }
 
 

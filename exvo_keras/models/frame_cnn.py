@@ -162,7 +162,10 @@ class FrameCNN(keras.Model):
         x = layers.Flatten(name="flatten")(x)
         x = layers.Dense(hidden_units, kernel_initializer=init(), name="embedding")(x)
         x = layers.ReLU(name="embedding_relu")(x)
-        outputs = layers.Dense(num_classes, activation="softmax", kernel_initializer=init(), name="posteriors")(x)
+        # float32 under a mixed policy too: posteriors near 0 and 1, which the loss takes the log of, and which
+        # utterance decisions average over hundreds of windows.
+        outputs = layers.Dense(num_classes, activation="softmax", kernel_initializer=init(), dtype="float32",
+                               name="posteriors")(x)
         super().__init__(inputs=inputs, outputs=outputs, **kwargs)
 
         self.architecture = architecture

@@ -48,6 +48,13 @@ class ClipValues(layers.Layer):
         return {**super().get_config(), "limit": self.limit}
 
 
+def _batch_mean(values):
+    # A device's part of a batch is empty under a MirroredStrategy when the last batch has fewer rows than there
+    # are devices: its loss must then be 0, as Keras's own losses make it, not NaN, which would reach every
+    # device's weights through the summed gradients.
+    return ops.divide_no_nan(ops.sum(values), ops.cast(ops.size(values), values.dtype))
+
+
 @keras.saving.register_keras_serializable(package="exvo_keras")
 class MultiTaskHead(keras.Model):
     """Maps a fixed-length embedding to emotion intensities, age (years) and country probabilities.
@@ -178,24 +185,31 @@ class MultiTaskHead(keras.Model):
         return cls(**{**PRESETS[preset], **kwargs})
 
     def task_losses(self, y, y_pred):
-        """The three unweighted task losses (emotion, age, country) as scalars."""
+        """The three unweighted task losses (emotion, age, country) as scalars (0 for an empty batch)."""
         emo_sq = ops.square(ops.cast(y["emotion"], "float32") - y_pred["emotion"])
-        emo = ops.mean(ops.sum(emo_sq, axis=-1) if self.emotion_loss == "sum" else ops.mean(emo_sq, axis=-1))
+        emo = _batch_mean(ops.sum(emo_sq, axis=-1) if self.emotion_loss == "sum" else ops.mean(emo_sq, axis=-1))
         age_err = ops.reshape(ops.cast(y["age"], "float32"), (-1,)) - ops.reshape(y_pred["age"], (-1,))
         if self.age_loss == "standardised":
             age_err = age_err / self.age_std
-        age = ops.mean(ops.square(age_err))
-        cou = ops.mean(keras.losses.sparse_categorical_crossentropy(ops.reshape(y["country"], (-1,)),
-                                                                    y_pred["country"]))
+        age = _batch_mean(ops.square(age_err))
+        cou = _batch_mean(keras.losses.sparse_categorical_crossentropy(ops.reshape(y["country"], (-1,)),
+                                                                       y_pred["country"]))
         return emo, age, cou
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        import tensorflow as tf
+
         losses = ops.stack(self.task_losses(y, y_pred))
         if self.loss_weighting == "uncertainty":
             total = ops.sum(ops.exp(-self.log_vars) * losses + self.log_vars)
         else:
             total = ops.mean(losses)
-        return total + ops.sum(self.losses) if self.losses else total
+        total = total + ops.sum(self.losses) if self.losses else total
+        # Under a strategy over several devices each device takes its part of the batch and Keras sums their
+        # gradients, so each part's loss is divided by the device count, as Keras's own losses do (this override
+        # bypasses them); otherwise two devices would take steps twice as large as one.
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        return total / replicas if replicas > 1 else total
 
     def get_config(self):
         return {

@@ -148,30 +148,44 @@ def _atomic_save(model, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def train_frame_cnn(run_dir, fit: ClipSet, cv: ClipSet, cfg: FrameTraining, *, verbose: int = 1):
+def train_frame_cnn(run_dir, fit: ClipSet, cv: ClipSet, cfg: FrameTraining, *, verbose: int = 1, strategy=None):
     """Trains (or resumes) a frame CNN in `run_dir` (a path or a `NetworkFolder`); returns the best model.
 
     A finished run (its `best.keras` and a `state.json` marked done) is loaded, not retrained. A run folder made
     with another configuration is refused.
+
+    `strategy`: the ``tf.distribute`` strategy to build (or resume) the model under, e.g. a MirroredStrategy
+    from `exvo_keras.devices.strategy_for`; None takes the one in scope (the default strategy outside any).
+    `cfg.batch_size` stays the global batch, split across the strategy's devices. A mixed-precision global
+    policy (`exvo_keras.devices.configure`) is part of the run's configuration.
     """
     import keras
+    import tensorflow as tf
 
     from exvo_keras.data.pipeline import training_windows
+    from exvo_keras.devices import evaluation_batches
     from exvo_keras.models.frame_cnn import FrameCNN
 
-    run = claim_run_dir(NetworkFolder(run_dir), asdict(cfg))
+    config = asdict(cfg)
+    precision = keras.mixed_precision.global_policy().name
+    if precision != "float32":  # only then: folders made before precision was a choice keep their configuration
+        config["precision"] = precision
+    run = claim_run_dir(NetworkFolder(run_dir), config)
 
     state = read_json(run.state) or {"epoch": -1, "done": False}
     if state["done"]:
         return keras.saving.load_model(run.best)
 
     keras.utils.set_random_seed(cfg.seed)
-    if run.last.exists() and state["epoch"] >= 0:
-        model = keras.saving.load_model(run.last)  # weights and optimiser state
-    else:
-        model = FrameCNN(architecture=cfg.architecture, num_classes=len(cfg.class_names), seed=cfg.seed)
-        model.compile(optimizer=keras.optimizers.SGD(cfg.learning_rate, momentum=cfg.momentum),
-                      loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    # Variables (weights and optimiser slots, a resumed run's too) are made once per device under the scope;
+    # fit then splits each batch of the datasets across the devices itself.
+    with (strategy or tf.distribute.get_strategy()).scope():
+        if run.last.exists() and state["epoch"] >= 0:
+            model = keras.saving.load_model(run.last)  # weights and optimiser state
+        else:
+            model = FrameCNN(architecture=cfg.architecture, num_classes=len(cfg.class_names), seed=cfg.seed)
+            model.compile(optimizer=keras.optimizers.SGD(cfg.learning_rate, momentum=cfg.momentum),
+                          loss="sparse_categorical_crossentropy", metrics=["accuracy"])
 
     fit_lengths = fit.lengths()
     train_ds = training_windows(fit.source, fit.labels, hop_frames=cfg.hop_frames, batch_size=cfg.batch_size,
@@ -194,7 +208,8 @@ def train_frame_cnn(run_dir, fit: ClipSet, cv: ClipSet, cfg: FrameTraining, *, v
     callbacks = [halve, Checkpoint(),
                  keras.callbacks.CSVLogger(str(run.history), append=True),
                  keras.callbacks.TensorBoard(str(run.tensorboard), write_graph=False, profile_batch=0)]
-    model.fit(train_ds, validation_data=cv_ds, epochs=cfg.max_epochs, initial_epoch=state["epoch"] + 1,
+    validation = evaluation_batches(cv_ds, model.distribute_strategy.num_replicas_in_sync)
+    model.fit(train_ds, validation_data=validation, epochs=cfg.max_epochs, initial_epoch=state["epoch"] + 1,
               callbacks=callbacks, shuffle=False, verbose=verbose,
               class_weight=class_weights(fit.labels, fit_lengths, cfg))
     state["done"] = True

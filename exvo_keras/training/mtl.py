@@ -43,10 +43,15 @@ class HeadTrainer:
     of 10 s per seed on ComParE); every seed has the same shapes, so seeds after the first only reset the
     weights (to those a fresh model with that seed would get) and the optimiser state, and reuse the graphs.
     A seed trained here gives the same weights as that seed trained alone.
+
+    `strategy`: the ``tf.distribute`` strategy the model and its optimiser are built under (e.g. a
+    MirroredStrategy from `exvo_keras.devices.strategy_for`); None takes the one in scope. `cfg.batch_size`
+    stays the global batch, split across the strategy's devices.
     """
 
-    def __init__(self, X_train, y_train, X_stop, y_stop, cfg: HeadTraining):
+    def __init__(self, X_train, y_train, X_stop, y_stop, cfg: HeadTraining, strategy=None):
         import keras
+        import tensorflow as tf
 
         from exvo_keras.models.mtl import MultiTaskHead
 
@@ -64,12 +69,18 @@ class HeadTrainer:
         elif cfg.linear_skip:
             self.head_args.update(linear_skip=True, emotion_activation="linear")
         self.linear_start = None
-        self.model = MultiTaskHead.from_preset(cfg.head, **self.head_args, seed=0)
-        opt = keras.optimizers.Adam(cfg.learning_rate, weight_decay=cfg.weight_decay or None)
+        strategy = strategy or tf.distribute.get_strategy()
         # One graph call per epoch instead of one per batch: halves the epoch time of these small heads
-        # (measured 0.41 -> 0.21 s per epoch for Sys-1 on ComParE, 320 rows, batch 8).
-        self.model.compile(optimizer=opt, steps_per_execution=max(1, -(-len(X_train) // cfg.batch_size)))
-        opt.build(self.model.trainable_variables)
+        # (measured 0.41 -> 0.21 s per epoch for Sys-1 on ComParE, 320 rows, batch 8). Not on several devices:
+        # Keras 3.15's multi-step loop fails there on TensorFlow 2.17 ("You must feed a value for placeholder
+        # tensor 'while/cond/Placeholder'", even for a Dense layer).
+        steps = max(1, -(-len(X_train) // cfg.batch_size)) if strategy.num_replicas_in_sync == 1 else 1
+        # Weights and optimiser slots are made once per device under the scope; later seeds only assign them.
+        with strategy.scope():
+            self.model = MultiTaskHead.from_preset(cfg.head, **self.head_args, seed=0)
+            opt = keras.optimizers.Adam(cfg.learning_rate, weight_decay=cfg.weight_decay or None)
+            self.model.compile(optimizer=opt, steps_per_execution=steps)
+            opt.build(self.model.trainable_variables)
         # The untouched optimiser state (step 0, zero moments, the configured learning rate) each seed starts from.
         self.initial_optimizer_state = [v.numpy() for v in opt.variables]
 
@@ -77,6 +88,7 @@ class HeadTrainer:
         """Trains from the seed's initial weights; returns (model, history). The best epoch's weights are kept."""
         import tensorflow as tf
 
+        from exvo_keras.devices import evaluation_batches
         from exvo_keras.models.mtl import MultiTaskHead
 
         if self.cfg.head == "linear":
@@ -94,6 +106,7 @@ class HeadTrainer:
         train = tf.data.Dataset.from_tensor_slices((X_train, y_train)).shuffle(len(X_train), seed=seed)
         train = train.batch(self.cfg.batch_size).prefetch(2)
         stop_data = tf.data.Dataset.from_tensor_slices((X_stop, y_stop)).batch(512).cache()
+        stop_data = evaluation_batches(stop_data, self.model.distribute_strategy.num_replicas_in_sync)
         if self.cfg.select_by == "loss":
             stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=self.cfg.patience,
                                                  restore_best_weights=True)

@@ -242,7 +242,9 @@ class SSLEncoder(keras.Model):
         def he_normal(offset):
             return keras.initializers.HeNormal(seed=seeded(offset)) if initialize_weights else "zeros"
 
-        self.input_normalization = ClipNormalization(name="input_normalization") if do_normalize else None
+        # float32 under a mixed policy too: a clip's mean and variance over up to a million samples.
+        self.input_normalization = ClipNormalization(name="input_normalization", dtype="float32") \
+            if do_normalize else None
         self.add_channel = layers.Reshape((-1, 1), name="add_channel")
         self.feature_convs, self.feature_conv_norms, self.feature_conv_activations = [], [], []
         for i, (dim, kernel, stride) in enumerate(zip(fields["conv_dim"], kernels, strides)):
@@ -351,6 +353,12 @@ class SSLEncoder(keras.Model):
     def from_config(cls, config):
         # keras.Model's would rebuild a plain functional model from a layer graph; the arguments rebuild this one.
         return cls(**config)
+
+    @property
+    def precision(self) -> str:
+        """The Keras dtype policy the encoder computes in ("float32", "mixed_float16", "mixed_bfloat16"): the
+        global policy when it was built (`exvo_keras.devices`); its sensitive parts keep float32 regardless."""
+        return self.feature_projection.dtype_policy.name
 
     # Lengths -------------------------------------------------------------------------------------------
 

@@ -99,10 +99,14 @@ class ChannelGroupNorm(layers.Layer):
 
     def build(self, input_shape):
         channels = input_shape[-1]
-        self.gamma = self.add_weight(shape=(channels,), initializer="ones", name="gamma")
-        self.beta = self.add_weight(shape=(channels,), initializer="zeros", name="beta")
+        # Read in float32 under a mixed policy too, with the statistics (see call).
+        self.gamma = self.add_weight(shape=(channels,), initializer="ones", name="gamma", autocast=False)
+        self.beta = self.add_weight(shape=(channels,), initializer="zeros", name="beta", autocast=False)
 
     def call(self, x, frame_mask=None):
+        # Statistics over thousands of frames lose most of their digits in half precision: computed in float32,
+        # as Keras's LayerNormalization does, and returned in the layer's compute dtype.
+        x = ops.cast(x, "float32")
         if frame_mask is None:
             mean = ops.mean(x, axis=1, keepdims=True)
             var = ops.mean(ops.square(x - mean), axis=1, keepdims=True)
@@ -111,7 +115,8 @@ class ChannelGroupNorm(layers.Layer):
             count = ops.maximum(ops.sum(m, axis=1, keepdims=True), 1.0)
             mean = ops.sum(x * m, axis=1, keepdims=True) / count
             var = ops.sum(ops.square((x - mean) * m), axis=1, keepdims=True) / count
-        return (x - mean) * ops.rsqrt(var + self.epsilon) * self.gamma + self.beta
+        y = (x - mean) * ops.rsqrt(var + self.epsilon) * self.gamma + self.beta
+        return ops.cast(y, self.compute_dtype)
 
     def get_config(self):
         return {**super().get_config(), "epsilon": self.epsilon}
@@ -343,7 +348,7 @@ class SelfAttention(layers.Layer):
         q = self._split_heads(self.q_proj(x), batch, length) * (self.head_dim ** -0.5)
         k = self._split_heads(self.k_proj(x), batch, length)
         v = self._split_heads(self.v_proj(x), batch, length)
-        logits = ops.matmul(q, ops.transpose(k, (0, 1, 3, 2)))  # [batch, heads, query, key]
+        logits = ops.cast(ops.matmul(q, ops.transpose(k, (0, 1, 3, 2))), "float32")  # [batch, heads, query, key]
         if position_bias is not None:
             bias = ops.expand_dims(position_bias, 0)
             if self.gated_position_bias:
@@ -351,11 +356,13 @@ class SelfAttention(layers.Layer):
                 g = ops.sigmoid(ops.sum(ops.reshape(g, (batch, length, self.num_heads, 2, 4)), axis=-1))
                 gate = g[..., 0] * (g[..., 1] * self.gru_rel_pos_const - 1.0) + 2.0  # [batch, query, heads]
                 bias = ops.expand_dims(ops.transpose(gate, (0, 2, 1)), -1) * bias
-            logits = logits + bias
+            logits = logits + ops.cast(bias, "float32")
         if key_mask is not None:
             keep = ops.expand_dims(ops.expand_dims(ops.cast(key_mask, "bool"), 1), 1)
             logits = ops.where(keep, logits, ops.cast(_MASKED_LOGIT, logits.dtype))
-        weights = ops.softmax(logits, axis=-1)
+        # The softmax in float32 under a mixed policy: its sum over hundreds of keys, and _MASKED_LOGIT, which
+        # float16 would turn into -inf. The weights go back to the compute dtype for the product with v.
+        weights = ops.cast(ops.softmax(logits, axis=-1), v.dtype)
         out = ops.transpose(ops.matmul(weights, v), (0, 2, 1, 3))
         return self.out_proj(ops.reshape(out, (batch, length, self.hidden_size)))
 
