@@ -87,7 +87,7 @@ class ClipFiles:
             n = int(np.load(path, mmap_mode="r").shape[0])
             start = 0 if self.starts is None else self.starts[i]
             stop = n if self.stops is None or self.stops[i] < 0 else min(self.stops[i], n)
-            out.append(max(min(stop, n) - min(start, n), 0))
+            out.append(max(stop - min(start, n), 0))
         return out
 
     def reader(self):

@@ -102,7 +102,7 @@ def decode_dataset(paths: Sequence, *, sample_rate: int = SAMPLE_RATE, min_durat
     headers = [_tfio_route(p) for p in paths]
     routes = np.array([route for route, _ in headers], np.int32)
     rates = np.array([rate for _, rate in headers], np.int32)
-    decode = _decode_function(sample_rate, int(np.ceil(min_duration * sample_rate)), min_duration, transform)
+    decode = _decode_function(sample_rate, min_duration, transform)
     ds = tf.data.Dataset.from_tensor_slices((np.arange(len(paths), dtype=np.int32), paths, routes, rates))
     ds = ds.map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     if threads is not None:
@@ -113,8 +113,10 @@ def decode_dataset(paths: Sequence, *, sample_rate: int = SAMPLE_RATE, min_durat
 
 
 @functools.lru_cache(maxsize=16)
-def _decode_function(sample_rate: int, min_samples: int, min_duration: float, transform):
+def _decode_function(sample_rate: int, min_duration: float, transform):
     """The per-file graph, traced once per setting and reused by every dataset (tracing costs ~0.7 s)."""
+    min_samples = int(np.ceil(min_duration * sample_rate))
+
     def decode(position, path, route, rate):
         def by_tfio():
             x = _tfio_read(path, route)
