@@ -1,4 +1,5 @@
-# Sourced by run_all.sh and run_tests.sh: makes sure a Python 3.11 environment with requirements.txt is active.
+# Sourced by run_all.sh and run_tests.sh: makes sure a Python 3.11 or 3.12 environment with requirements.txt is
+# active (3.11 first: it is what CI runs; TensorFlow 2.17 and tensorflow-io 0.37.1 have wheels for both).
 # With no virtual environment active it creates .venv/ (or $EXVO_VENV) once and reuses it afterwards; the
 # requirements are installed again only when requirements.txt changes.
 _exvo_repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -7,14 +8,14 @@ if [ -z "${VIRTUAL_ENV:-}" ]; then
   _exvo_venv="${EXVO_VENV:-$_exvo_repo/.venv}"
   if [ ! -x "$_exvo_venv/bin/python" ]; then
     _exvo_py=""
-    for candidate in python3.11 python3 python; do
+    for candidate in python3.11 python3.12 python3 python; do
       if command -v "$candidate" >/dev/null 2>&1 && \
-         "$candidate" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' 2>/dev/null; then
+         "$candidate" -c 'import sys; sys.exit(sys.version_info[:2] not in ((3, 11), (3, 12)))' 2>/dev/null; then
         _exvo_py="$candidate"; break
       fi
     done
     if [ -z "$_exvo_py" ]; then
-      echo "error: Python 3.11 is required (TensorFlow 2.17 + tensorflow-io 0.37.1); none found on PATH" >&2
+      echo "error: Python 3.11 or 3.12 is required (TensorFlow 2.17 + tensorflow-io 0.37.1); none found on PATH" >&2
       return 1 2>/dev/null || exit 1
     fi
     echo "creating virtual environment $_exvo_venv with $_exvo_py" >&2
