@@ -1,4 +1,6 @@
-"""Frame-CNN training: the halving schedule, best/last checkpoints, resume, utterance decisions and embeddings.
+"""Frame-CNN training: best/last checkpoints, resume, utterance decisions and embeddings.
+
+The learning-rate schedule has its own tests in test_frame_cnn_schedule.py.
 
 Kept small for 2 CPU cores: clips of 0.3 s with a window every 10 frames give 3 windows a clip.
 """
@@ -14,73 +16,11 @@ import pytest
 
 from exvo_keras.data.pipeline import clip_windows, num_windows
 from exvo_keras.models.frame_cnn import FrameCNN
-from exvo_keras.training.frame_cnn import (ClipSet, FrameTraining, _keras_halving_callback, embed_clips,
-                                           train_frame_cnn, utterance_decisions, window_outputs,
-                                           pooled_window_outputs)
+from exvo_keras.training.frame_cnn import (ClipSet, FrameTraining, embed_clips, train_frame_cnn,
+                                           utterance_decisions, window_outputs, pooled_window_outputs)
 
 RATE = 16000
 HOP = 10
-
-
-# ---------------------------------------------------------------- the learning-rate schedule, scripted
-
-
-def _run_schedule(val_losses, *, lr=0.1, start=3, min_delta=0.002, floor=1e-6, previous=None):
-    """Feeds `val_losses` to HalveOnPlateau epoch by epoch, as fit would; returns (lr used by each next epoch,
-    logged lr, epoch at which training was stopped or None)."""
-    Halve = _keras_halving_callback()
-    cb = Halve(start, min_delta, floor, previous=previous)
-    model = types.SimpleNamespace(optimizer=keras.optimizers.SGD(lr), stop_training=False)
-    cb.set_model(model)
-    rates, logged = [], []
-    for epoch, loss in enumerate(val_losses):
-        logs = {"val_loss": loss}
-        cb.on_epoch_end(epoch, logs)
-        rates.append(float(model.optimizer.learning_rate.numpy()))
-        logged.append(logs["lr"])
-        if model.stop_training:
-            return rates, logged, epoch
-    return rates, logged, None
-
-
-def test_halving_only_on_a_plateau_and_only_from_halving_starts():
-    losses = [1.0, 0.9, 0.899, 0.898, 0.5, 0.4999, 0.3, 0.2985, 0.2985, 0.31]
-    rates, logged, stopped = _run_schedule(losses, start=3)
-    # halving_starts=3 is the third epoch, 0-based epoch 2. Rate after each 0-based epoch:
-    #   0: no previous loss, keep       1: improved 0.1, keep (before halving starts anyway)
-    #   2: improved 0.001 -> halve      3: improved 0.001 -> halve     4: improved 0.398 -> keep
-    #   5: improved 0.0001 -> halve     6: improved 0.1999 -> keep     7: improved 0.0015 < 0.002 -> halve
-    #   8: no change -> halve           9: worse -> halve
-    expected = [0.1, 0.1, 0.05, 0.025, 0.025, 0.0125, 0.0125, 0.00625, 0.003125, 0.0015625]
-    np.testing.assert_allclose(rates, expected, rtol=1e-6)
-    np.testing.assert_allclose(logged, expected, rtol=1e-6)
-    assert stopped is None
-
-
-def test_no_halving_before_halving_starts_even_on_a_plateau():
-    rates, _, _ = _run_schedule([1.0, 1.0, 1.0, 1.0, 1.0], start=4)
-    np.testing.assert_allclose(rates, [0.1, 0.1, 0.1, 0.05, 0.025], rtol=1e-6)
-    # an improvement of exactly min_delta is enough to keep the rate
-    rates, _, _ = _run_schedule([1.0, 0.5, 0.25, 0.125], start=1, min_delta=0.125)
-    np.testing.assert_allclose(rates, [0.1, 0.1, 0.1, 0.1], rtol=1e-6)
-
-
-def test_training_stops_when_the_halved_rate_would_fall_below_the_floor():
-    # 0.1 -> 0.05 -> 0.025 -> (0.0125 < 0.02): the third halving stops training instead of going below the floor
-    rates, _, stopped = _run_schedule([1.0] * 10, lr=0.1, start=1, floor=0.02)
-    assert stopped == 3
-    np.testing.assert_allclose(rates, [0.1, 0.05, 0.025, 0.025], rtol=1e-6)
-    # a rate landing exactly on the floor is still used
-    rates, _, stopped = _run_schedule([1.0] * 10, lr=0.1, start=1, floor=0.025)
-    assert stopped == 3 and rates[2] == pytest.approx(0.025)
-
-
-def test_schedule_resumes_from_the_previous_loss():
-    # After a resume the first epoch compares with the loss saved before the interruption, not with infinity.
-    rates, _, _ = _run_schedule([0.8995], start=1, previous=0.9)
-    assert rates == [pytest.approx(0.05)]
-    rates, _, _ = _run_schedule([0.8995], start=1)
-    assert rates == [pytest.approx(0.1)]
 
 
 # ---------------------------------------------------------------- a tiny learnable two-class set
@@ -101,8 +41,9 @@ def _two_class_clips(n, seed, seconds=0.3):
 
 
 def _cfg(**kw):
-    # Halving from the first epoch with a huge min_delta halves the rate after every epoch but the first (which has
-    # no previous loss), so the lr column of history.csv shows whether a resumed run restored its optimiser state.
+    # Halving from the first epoch with a huge min_delta halves the rate after every epoch but the first (whose loss
+    # is the first best), so the learning_rate column of history.csv shows whether a resumed run restored its
+    # optimiser and schedule state.
     base = dict(hop_frames=HOP, batch_size=8, max_epochs=4, halving_starts=1, min_delta=10.0,
                 class_names=["low", "high"])
     return FrameTraining(**{**base, **kw})
@@ -169,14 +110,16 @@ def test_interrupted_run_resumes_at_the_next_epoch(trained):
     state = json.loads((trained.run / "state.json").read_text())
     assert list(history["epoch"]) == list(range(trained.cfg.max_epochs))  # no duplicated or missing epochs
     assert state["done"] is True and state["epoch"] == trained.cfg.max_epochs - 1
-    # the resumed run continued from the saved optimiser state and the saved previous loss: the rate went on
-    # halving from where it was (0.05 after epoch 1), not from the initial 0.1 or without a previous loss
-    np.testing.assert_allclose(history["lr"], [0.1, 0.05, 0.025, 0.0125], rtol=1e-6)
+    # the resumed run continued from the saved optimiser state and the saved best loss: the rate each epoch trained
+    # with went on halving from where it was (0.05 after epoch 1), not from the initial 0.1 or without a best loss
+    assert before["state"]["plateau"] == {"best": SCRIPTED_VAL_LOSS[0], "wait": 0, "cooldown_counter": 0}
+    np.testing.assert_allclose(history["learning_rate"], [0.1, 0.1, 0.05, 0.025], rtol=1e-6)
     np.testing.assert_allclose(history["val_loss"].iloc[:2], before["history"]["val_loss"], rtol=1e-6)
     # ... and from the saved weights: every optimiser step of the finished epochs, none of the interrupted one
     windows = sum(num_windows(len(trained.fit.load(i)), HOP) for i in range(len(trained.fit.keys)))
     last = keras.saving.load_model(trained.run / "last.keras")
     assert int(last.optimizer.iterations.numpy()) == trained.cfg.max_epochs * math.ceil(windows / 8)
+    assert float(last.optimizer.learning_rate.numpy()) == pytest.approx(0.0125)  # after the last epoch's halving
 
 
 def _assert_same_weights(model, weights):
