@@ -66,6 +66,8 @@ if [ -n "$IMAGENET" ]; then
 fi
 exvo train --table 2 --data "$DATA" --work "$WORK" ${SEEDS[@]+"${SEEDS[@]}"}
 exvo train --table 3 --data "$DATA" --work "$WORK" ${SEEDS[@]+"${SEEDS[@]}"}
+# Beyond the paper: a Sys-1 head on each SSL layer in turn, from the stores' every-layer embeddings.
+exvo layer-sweep $SSL_SETS --data "$DATA" --work "$WORK" --out "$RESULTS"
 exvo report --table all --data "$DATA" --work "$WORK" --out "$RESULTS"
 # The best exportable system on Val as one SavedModel, then the Test split predicted through it.
 exvo export best "$MODELS/best" --work "$WORK" --data "$DATA" --overwrite ${SSL[@]+"${SSL[@]}"}

@@ -72,7 +72,8 @@ def cmd_extract_compare(args) -> int:
 def _training_options(args) -> dict:
     """The recipe named by --recipe, and only the options given on the command line on top of it."""
     given = dict(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr, patience=args.patience,
-                 early_stopping=args.early_stopping, eval_splits=args.eval_splits)
+                 early_stopping=args.early_stopping, eval_splits=args.eval_splits,
+                 layer=getattr(args, "layer", None))
     return {"recipe": args.recipe, **{k: v for k, v in given.items() if v is not None}}
 
 
@@ -112,6 +113,34 @@ def cmd_train_mtl(args) -> int:
     print("Reference (Train means + majority country) [Val] " + ", ".join(
         f"{m} {ref[m]:.3f}" for m in registry.METRICS))
     return 0
+
+
+def cmd_layer_sweep(args) -> int:
+    from exvo_keras.data.corpus import load_corpus
+    from exvo_keras.experiments.layers import layer_sweep
+
+    corpus = load_corpus(args.data)
+    seeds = list(range(args.seed0, args.seed0 + args.seeds))
+    options = {k: v for k, v in _training_options(args).items() if k != "layer"}
+    for name in args.names:
+        frame = layer_sweep(name, corpus, args.work, seeds, head=args.head, out=args.out, progress=not args.quiet,
+                            **options)
+        print(f"{name}: {args.head} head on each layer ({len(seeds)} seed(s)); choose by dev_s_mtl")
+        print(frame.drop(columns=["key"]).to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+        print(f"  -> {ReportFolder(args.out).layer_sweep_csv(name)}, {ReportFolder(args.out).layer_sweep_plot(name)}")
+    return 0
+
+
+def _layer_choice(text: str):
+    from exvo_keras.registry import WEIGHTED
+
+    if text == WEIGHTED:
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a layer index (0 = the transformer's input) or {WEIGHTED!r}, "
+                                         f"got {text!r}") from None
 
 
 def _named_paths(pairs, what: str) -> dict[str, Path]:
@@ -176,7 +205,7 @@ def cmd_extract_ssl(args) -> int:
         raise ValueError("--checkpoint names one encoder: give exactly one feature-set name")
     layer = None if args.layer in (None, "last") else int(args.layer)
     for name in args.names:
-        common = dict(layer=layer, shard=args.shard, progress=not args.quiet)
+        common = dict(layer=layer, shard=args.shard, all_layers=not args.default_layer_only, progress=not args.quiet)
         if args.checkpoint:
             path = extract_ssl(corpus, Path(args.checkpoint), args.work.store(name), **common)
         else:
@@ -374,8 +403,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--head", choices=sorted(PRESETS), default=DEFAULT_HEAD,
                    help="head preset (linear: ridge + logistic regression; the summary adds it beside any head)")
     p.add_argument("--out", required=True, help="run folder")
+    p.add_argument("--layer", type=_layer_choice, metavar="K|weighted",
+                   help="SSL stores only (the others are read whole): hidden_states[K] from the store's layers "
+                        "instead of its default layer, or 'weighted': a learned softmax-weighted sum of every layer "
+                        "(SUPERB; one store). No re-extraction")
     training(p)
     _add_device_options(p, distribute=True, mixed_precision=False)
+
+    p = add("layer-sweep", cmd_layer_sweep,
+            "Train a head on each hidden layer of SSL stores in turn (no re-extraction): one row per layer, "
+            "dev and Val scores, into results/layer_sweep_NAME.csv and .png.")
+    data_work(p)
+    p.add_argument("names", nargs="+", choices=list(registry.SSL_FEATURE_SETS), help="SSL feature sets")
+    p.add_argument("--head", choices=sorted(PRESETS), default="sys1",
+                   help="head preset on each layer (default %(default)s; linear: a linear probe)")
+    p.add_argument("--out", default="results", help="report folder (default results/)")
+    training(p)
+    # one seed: a sweep ranks layers, the table rows average five
+    p.set_defaults(seeds=1)
 
     p = add("train-network", cmd_train_network,
             "Train frame CNNs (Raw/Zff ExVo ER/CR, SER, ASR) and score them; resumes an interrupted run.")
@@ -411,6 +456,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", help="one checkpoint folder (config.json + model.safetensors) for one name")
     p.add_argument("--layer", help="hidden layer to pool: 'last' (default, Hugging Face's last_hidden_state) or an "
                                    "index into hidden_states")
+    p.add_argument("--default-layer-only", action="store_true",
+                   help="keep only --layer's embedding, not every hidden state's beside it (the store's `layers`, "
+                        "which train-mtl --layer and layer-sweep read; they cost layers + 1 times the disk)")
     p.add_argument("--shard", metavar="I/N", help="extract only shard I of N (clips I, I+N, ...); merge with merge-ssl")
     p.add_argument("--seed", type=int, default=0, help="seed of the random-init demo encoders (default 0)")
     _add_device_options(p, distribute=False, mixed_precision=True)

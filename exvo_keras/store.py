@@ -3,6 +3,9 @@
 Layout (an interface other code and outside checks rely on):
 - dataset `embeddings` `[n, dims]` float32, dataset `file_ids` (the corpus's File_ID strings), dataset
   `file_digests` beside it (`Corpus.file_digest` of each row's wav when the row was computed);
+- SSL stores also hold dataset `layers` `[n, hidden layers + 1, dims]` float32: every hidden state's utterance
+  embedding from the same pass (`exvo_keras.features.ssl`); `read_store(..., layer=k)` reads one of them and
+  `layer=ALL_LAYERS` all;
 - attributes `extractor` (name), `settings` (JSON of everything that changes the numbers), `corpus`
   (the corpus fingerprint), `corpus_root`, `dims`, `complete`.
 
@@ -37,6 +40,12 @@ from exvo_keras.progress import progress_bar
 
 class StoreError(ValueError):
     """A store that is missing, incomplete, or made from another corpus or other settings."""
+
+
+EMBEDDINGS = "embeddings"
+LAYERS = "layers"
+ROW_DATASETS = (EMBEDDINGS, LAYERS)  # the datasets that hold one entry per row, in the order written
+ALL_LAYERS = "all"  # `read_store(..., layer=ALL_LAYERS)`: every layer, `[rows, layers, dims]`
 
 
 def partial_path(path) -> Path:
@@ -208,13 +217,13 @@ class StoreWriter:
                         continue
                     source = np.array([j for j, _ in pairs])
                     target = np.array([i for _, i in pairs])
-                    embeddings = f["embeddings"]
+                    datasets = [f[name] for name in ROW_DATASETS if name in f]
                     # contiguous blocks: h5py's reads of scattered rows are slow
-                    for start in range(0, embeddings.shape[0], self.COPY_ROWS):
+                    for start in range(0, datasets[0].shape[0], self.COPY_ROWS):
                         inside = (source >= start) & (source < start + self.COPY_ROWS)
                         if inside.any():
-                            block = embeddings[start:start + self.COPY_ROWS]
-                            self.write(target[inside], block[source[inside] - start])
+                            self.write(target[inside], {d.name.lstrip("/"): d[start:start + self.COPY_ROWS][
+                                source[inside] - start] for d in datasets})
             except (OSError, KeyError):
                 pass  # a file broken by a hard kill: whatever it gave is kept, the rest is computed
 
@@ -222,28 +231,45 @@ class StoreWriter:
         """Indices of rows not written yet."""
         return np.flatnonzero(~self.h5["done"][()])
 
-    def write(self, indices: Sequence[int], rows: np.ndarray) -> None:
+    def write(self, indices: Sequence[int], rows) -> None:
+        """Writes `rows` (`[len(indices), dims]`, or {dataset: rows} with `embeddings` and optionally `layers`
+        `[len(indices), layers, dims]`) at `indices` and marks them done."""
         indices = np.asarray(indices)
-        rows = np.asarray(rows, dtype=np.float32)
-        if rows.ndim != 2 or rows.shape[0] != len(indices):
-            raise ValueError(f"expected [{len(indices)}, dims] rows, got {rows.shape}")
-        if "embeddings" not in self.h5:
-            n = len(self.file_ids)
-            self.h5.create_dataset("embeddings", shape=(n, rows.shape[1]), dtype="float32",
-                                   chunks=(min(n, 256), rows.shape[1]))
-            self.h5.attrs["dims"] = rows.shape[1]
-        emb = self.h5["embeddings"]
-        if rows.shape[1] != emb.shape[1]:
-            raise ValueError(f"rows have {rows.shape[1]} dims, store has {emb.shape[1]}")
+        rows = {EMBEDDINGS: rows} if not isinstance(rows, dict) else rows
+        if set(rows) - set(ROW_DATASETS) or EMBEDDINGS not in rows:
+            raise ValueError(f"rows for datasets {sorted(rows)}: expected {EMBEDDINGS!r} and optionally {LAYERS!r}")
+        rows = {name: np.asarray(value, dtype=np.float32) for name, value in rows.items()}
         order = np.argsort(indices)  # h5py fancy indexing needs increasing indices
-        indices, rows = indices[order], rows[order]
+        indices = indices[order]
         if len(indices) and indices[-1] - indices[0] + 1 == len(indices):
             where = slice(int(indices[0]), int(indices[-1]) + 1)  # a run of rows: a slice is far faster
         else:
             where = indices
-        emb[where] = rows
+        for name in ROW_DATASETS:
+            if name in rows:
+                self._dataset(name, rows[name], len(indices))[where] = rows[name][order]
+            elif name in self.h5:
+                raise ValueError(f"{self.partial}: holds {name!r}, but these rows have none")
         self.h5["done"][where] = True
         self.h5.flush()
+
+    def _dataset(self, name: str, rows: np.ndarray, count: int):
+        want = 2 if name == EMBEDDINGS else 3
+        if rows.ndim != want or rows.shape[0] != count:
+            raise ValueError(f"{name}: expected [{count}, {'layers, ' if want == 3 else ''}dims] rows, got "
+                             f"{rows.shape}")
+        if name not in self.h5:
+            n = len(self.file_ids)
+            # One layer of a few rows per chunk: a head reads one layer of every row, and chunks stay small
+            # enough for h5py's 1 MB chunk cache when a 64-clip write touches every layer.
+            chunks = (min(n, 256), rows.shape[1]) if want == 2 else (min(n, 16), 1, rows.shape[2])
+            self.h5.create_dataset(name, shape=(n, *rows.shape[1:]), dtype="float32", chunks=chunks)
+            if name == EMBEDDINGS:
+                self.h5.attrs["dims"] = rows.shape[1]
+        dataset = self.h5[name]
+        if rows.shape[1:] != dataset.shape[1:]:
+            raise ValueError(f"{name}: rows have shape {rows.shape[1:]} each, store has {dataset.shape[1:]}")
+        return dataset
 
     def finish(self) -> Path:
         """Marks the store complete and moves it into place; fails if any row is missing."""
@@ -288,7 +314,7 @@ def build_store(path, file_ids: Sequence[str], embed: Callable[[list[str]], np.n
                 plan: Callable[[list[str]], None] | None = None) -> Path:
     """Runs `embed` over `file_ids` in batches into a store, computing only the rows no earlier run left.
 
-    `embed(ids) -> [len(ids), dims]` may raise AudioError for a bad file: the batch is then retried one file at a
+    `embed(ids) -> [len(ids), dims]` (or {dataset: rows}, see `StoreWriter.write`) may raise AudioError for a bad file: the batch is then retried one file at a
     time, every other row is still written, and the bad files are listed together at the end (the store stays
     `.partial`, so a rerun after fixing them computes only those).
 
@@ -426,17 +452,47 @@ def _check_audio(path, attrs: dict, corpus, file_ids: Sequence[str] | None) -> N
                      "to recompute just those rows")
 
 
+def store_layers(path) -> int:
+    """How many layers the store's `layers` dataset holds (0: none, e.g. a store made before SSL stores kept
+    every layer, or a store of another extractor)."""
+    with _reading(path) as f:
+        return int(f[LAYERS].shape[1]) if LAYERS in f else 0
+
+
+def _layer_index(path, layer, count: int, attrs: dict) -> int | slice:
+    """Where `layer` (an index, negative from the end, or ALL_LAYERS) lies in the store's `layers`."""
+    if count == 0:
+        if attrs.get("extractor") == "ssl":
+            hint = (f"it was made before SSL stores kept every layer, or with --default-layer-only; delete it and "
+                    f"rerun {remake_command(path, attrs.get('extractor'))} to keep every layer from one pass")
+        else:
+            hint = f"only SSL stores hold layers ({attrs.get('extractor')!r} made this one); drop the layer choice"
+        raise StoreError(f"{path}: holds one embedding per clip, no layers to choose from ({hint})")
+    if layer == ALL_LAYERS:
+        return slice(None)
+    if isinstance(layer, bool) or not isinstance(layer, (int, np.integer)) or not -count <= layer < count:
+        raise StoreError(f"{path}: layer {layer!r}: the store holds layers 0..{count - 1} (hidden_states) or "
+                         f"{ALL_LAYERS!r}")
+    return int(layer) % count
+
+
 def read_store(path, file_ids: Sequence[str], *, corpus=None, corpus_fingerprint: str | None = None,
-               extractor: str | None = None, settings: dict | None = None) -> np.ndarray:
+               extractor: str | None = None, settings: dict | None = None, layer=None) -> np.ndarray:
     """Rows of a complete store aligned to `file_ids` (e.g. one corpus split), as float32 `[len(file_ids), dims]`.
 
-    With `corpus`, each row read must come from the audio its clip has now (see `check_store`).
+    With `corpus`, each row read must come from the audio its clip has now (see `check_store`). `layer` (SSL
+    stores): None reads `embeddings` (the layer the store was extracted for), an int `k` reads
+    ``hidden_states[k]``'s embedding from `layers`, and ALL_LAYERS every layer, `[len(file_ids), layers, dims]`.
     """
-    check_store(path, extractor=extractor, settings=settings, corpus_fingerprint=corpus_fingerprint, corpus=corpus,
-                file_ids=file_ids)
+    attrs = check_store(path, extractor=extractor, settings=settings, corpus_fingerprint=corpus_fingerprint,
+                        corpus=corpus, file_ids=file_ids)
     with _reading(path) as f:
         stored = _strings(f["file_ids"])
-        emb = f["embeddings"][()]
+        if layer is None:
+            emb = f[EMBEDDINGS][()]
+        else:
+            index = _layer_index(path, layer, int(f[LAYERS].shape[1]) if LAYERS in f else 0, attrs)
+            emb = f[LAYERS][:, index]
     row_of = {fid: i for i, fid in enumerate(stored)}
     missing = [fid for fid in file_ids if fid not in row_of]
     if missing:
@@ -445,10 +501,24 @@ def read_store(path, file_ids: Sequence[str], *, corpus=None, corpus_fingerprint
 
 
 def read_fused(paths: Sequence, file_ids: Sequence[str], *, corpus=None,
-               corpus_fingerprint: str | None = None) -> np.ndarray:
-    """Early fusion: the stores' rows for `file_ids`, concatenated in the order of `paths`."""
-    return np.concatenate([read_store(p, file_ids, corpus=corpus, corpus_fingerprint=corpus_fingerprint)
-                           for p in paths], axis=1)
+               corpus_fingerprint: str | None = None, layer=None) -> np.ndarray:
+    """Early fusion: the stores' rows for `file_ids`, concatenated in the order of `paths`.
+
+    `layer` (see `read_store`) applies to the stores that hold layers; the others are read whole. ALL_LAYERS
+    gives `[rows, layers, dims]` and so takes exactly one store.
+    """
+    if layer is None:
+        return np.concatenate([read_store(p, file_ids, corpus=corpus, corpus_fingerprint=corpus_fingerprint)
+                               for p in paths], axis=1)
+    layered = [p for p in paths if store_layers(p) or store_attrs(p).get("extractor") == "ssl"]
+    if not layered:
+        raise StoreError(f"layer {layer!r} chosen, but none of {', '.join(str(p) for p in paths)} holds layers "
+                         "(only SSL stores do)")
+    if layer == ALL_LAYERS and len(paths) != 1:
+        raise StoreError(f"a weighted sum of layers reads one store, not the fusion of {len(paths)}: "
+                         + ", ".join(str(p) for p in paths))
+    return np.concatenate([read_store(p, file_ids, corpus=corpus, corpus_fingerprint=corpus_fingerprint,
+                                      layer=layer if p in layered else None) for p in paths], axis=-1)
 
 
 # Shards -------------------------------------------------------------------------------------------------------
@@ -541,13 +611,16 @@ def merge_shards(paths: Sequence, out_path, corpus, *, progress: bool = False) -
 
     handles = [h5py.File(p, "r") for p in paths]
     try:
+        names = [name for name in ROW_DATASETS if name in handles[0]]
+
         def rows(ids):
-            out = np.zeros((len(ids), int(attrs[0]["dims"])), np.float32)
+            out = {name: np.zeros((len(ids), *handles[0][name].shape[1:]), np.float32) for name in names}
             for s, handle in enumerate(handles):
                 picks = [(k, where[fid][1]) for k, fid in enumerate(ids) if where[fid][0] == s]
                 if picks:
                     picks.sort(key=lambda p: p[1])  # h5py reads increasing indices
-                    out[[k for k, _ in picks]] = handle["embeddings"][[r for _, r in picks]]
+                    for name in names:
+                        out[name][[k for k, _ in picks]] = handle[name][[r for _, r in picks]]
             return out
 
         return build_store(out_path, file_ids, rows, extractor=attrs[0]["extractor"], settings=base,

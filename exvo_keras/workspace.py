@@ -84,6 +84,11 @@ class SeedFolder(_Folder):
         """Written last: its presence marks the seed as finished."""
         return self.path / "metrics.json"
 
+    @property
+    def tensorboard(self) -> Path:
+        """TensorBoard logs of the seed's training (`train/`, `validation/`): `tensorboard --logdir RUN_DIR`."""
+        return self.path / "tensorboard"
+
     def predictions(self, split: str) -> Path:
         return self.path / f"predictions_{split}.csv"
 
@@ -170,6 +175,27 @@ class ReportFolder(_Folder):
     @property
     def comparison_plot(self) -> Path:
         return self.path / "s_mtl_comparison.png"
+
+    @property
+    def plots(self) -> Path:
+        """Per-system plots (`exvo_keras.experiments.plots`), linked from each `tableN.md`."""
+        return self.path / "plots"
+
+    def plot(self, prefix: str, name: str, kind: str) -> Path:
+        """`plots/<prefix>_<name>_<kind>.png`, e.g. ``plots/table2_wavlm-sys2_training.png``; characters other
+        than letters, digits and ``._+-`` in `name` become ``_`` (``wavlm@weighted-sys1`` ->
+        ``wavlm_weighted-sys1``)."""
+        import re
+
+        safe = re.sub(r"[^A-Za-z0-9._+-]+", "_", name).strip("_") or "_"
+        return self.plots / f"{prefix}_{safe}_{kind}.png"
+
+    def layer_sweep_csv(self, name: str) -> Path:
+        """One row per layer of SSL feature set `name` (`layer-sweep`)."""
+        return self.path / f"layer_sweep_{name}.csv"
+
+    def layer_sweep_plot(self, name: str) -> Path:
+        return self.path / f"layer_sweep_{name}.png"
 
 
 @dataclass(frozen=True)

@@ -43,6 +43,22 @@ def write_corpus(root: Path, n_per_split=(6, 4, 4), seed=0, duration=0.4) -> Pat
     return root
 
 
+def learnable_corpus(root: Path):
+    """A corpus of 120/40/8 short clips and `labels_of(ids)`: each clip's labels as features (ten emotions, age /
+    10, one-hot country), from which a working head must learn."""
+    from exvo_keras.data.corpus import load_corpus
+
+    corpus = load_corpus(write_corpus(root, n_per_split=(120, 40, 8), duration=0.1))
+    table = corpus.table
+
+    def labels_of(ids):
+        rows = table.loc[ids]
+        return np.concatenate([rows[list(EMOTIONS)].fillna(0.5).to_numpy(), rows[["Age"]].fillna(30).to_numpy() / 10,
+                               np.eye(len(COUNTRIES))[rows["Country"].fillna(0).astype(int)]], axis=1)
+
+    return corpus, labels_of
+
+
 def read_rows(path: Path) -> tuple[list[str], list[dict[str, str]]]:
     """A CSV's header and rows as strings, exactly as written (no type inference)."""
     with path.open(newline="") as f:

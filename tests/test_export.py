@@ -23,19 +23,20 @@ from exvo_keras.data.labels import COUNTRIES, EMOTIONS
 from exvo_keras.experiments.networks import extract_network, train_network
 from exvo_keras.export import METADATA_FILE, ExportError, best_exportable_system, export_system
 from exvo_keras.features.ssl import extract_feature_set
-from exvo_keras.registry import NetworkSource, network, row_by_key
+from exvo_keras.registry import WEIGHTED, NetworkSource, network, row_by_key
 from exvo_keras.signal.resample import resample
-from exvo_keras.store import read_store
+from exvo_keras.store import ALL_LAYERS, read_fused
 from exvo_keras.training.mtl import HeadTraining, best_seed, load_head, predict, run_head, seed_metrics
 from exvo_keras.workspace import Workspace
 
 TOL = 1e-5
 TINY_DEMO = {"hop_frames": 10, "max_epochs": 1, "halving_starts": 2}
-ROWS = ("raw_exvo_er-sys1", "zff_exvo_er-sys1", "wavlm-sys1", "raw_exvo_er+wavlm-sys1")
+ROWS = ("raw_exvo_er-sys1", "zff_exvo_er-sys1", "wavlm-sys1", "raw_exvo_er+wavlm-sys1", "wavlm@weighted-sys1")
 HYBRID = "hybrid-raw_exvo_er-sys1+raw_exvo_cr"
-# raw and ZFF frame CNNs, an SSL encoder, early fusion of a CNN and an SSL encoder, and a hybrid taking country
-# from a second CNN's own decision
-EXPORTED = ("raw_exvo_er-sys1", "zff_exvo_er-sys1", "wavlm-sys1", "raw_exvo_er+wavlm-sys1", HYBRID)
+# raw and ZFF frame CNNs, an SSL encoder, early fusion of a CNN and an SSL encoder, a softmax-weighted sum of
+# every SSL layer, and a hybrid taking country from a second CNN's own decision
+EXPORTED = ("raw_exvo_er-sys1", "zff_exvo_er-sys1", "wavlm-sys1", "raw_exvo_er+wavlm-sys1", "wavlm@weighted-sys1",
+            HYBRID)
 
 
 def _burst(n, freq, seed):
@@ -66,7 +67,8 @@ def trained(tmp_path_factory):
     extract_feature_set("wavlm", corpus, work, progress=False)
     for key in ROWS:
         row = row_by_key(key)
-        cfg = HeadTraining.from_recipe(work.stores(row.features), row.head, epochs=2, eval_splits=["Val"])
+        cfg = HeadTraining.from_recipe(work.stores(row.features), row.head, epochs=2, eval_splits=["Val"],
+                                       layer=row.layer)
         run_head(work.run(key), corpus, cfg, seeds=[0, 1], progress=False)
     return corpus, work
 
@@ -111,7 +113,7 @@ def _package_predictions(corpus, work, key, ids):
             continue
         row = row_by_key(source.key)
         folder = work.run(source.key)
-        X = np.concatenate([read_store(work.store(f), ids) for f in row.features], axis=1)
+        X = read_fused(work.stores(row.features), ids, layer=ALL_LAYERS if row.layer == WEIGHTED else row.layer)
         pred = predict(load_head(folder.seed(best_seed(folder)).model), X)
         if task == "emotion":
             out["emotion"] = pred["emotion"]

@@ -54,7 +54,8 @@ def train_systems(entries: Sequence, corpus: Corpus, ws: Workspace, seeds: Seque
                 continue
             # A row that names its recipe (the baseline row) keeps it whatever the command's default.
             cfg = HeadTraining.from_recipe(ws.stores(entry.features), entry.head, corpus=corpus,
-                                           **{**options, "recipe": entry.recipe or options.get("recipe")})
+                                           **{**options, "recipe": entry.recipe or options.get("recipe"),
+                                              **({"layer": entry.layer} if entry.layer is not None else {})})
             try:
                 results[entry.key] = run_head(ws.run(entry.key), corpus, cfg, seeds, progress=progress)
             except ValueError as exc:  # e.g. a run folder made with other settings: the other systems still run

@@ -10,9 +10,9 @@ from __future__ import annotations
 import pandas as pd
 
 from exvo_keras.experiments.paper import paper_row, table1
-from exvo_keras.registry import (AUTO, FEATURE_COMMANDS, METRICS, TABLE1_NETWORKS, TABLE_SPLIT, TASKS, Hybrid,
-                                 NetworkSource, Row, Source, SystemSource, network, parse_source, row_by_key,
-                                 rows_of)
+from exvo_keras.registry import (AUTO, FEATURE_COMMANDS, METRICS, SSL_FEATURE_SETS, TABLE1_NETWORKS, TABLE_SPLIT,
+                                 TASKS, Hybrid, NetworkSource, Row, Source, SystemSource, network, parse_source,
+                                 row_by_key, rows_of)
 from exvo_keras.runs import read_json
 from exvo_keras.workspace import Workspace
 
@@ -43,8 +43,19 @@ def missing_inputs(row, ws: Workspace) -> list[str]:
             elif isinstance(source, SystemSource) and not ws.run(source.key).summary.exists():
                 missing.append(f"{task}: system {source} (python -m exvo_keras train --rows {source})")
         return missing
-    return [f"{p} ({FEATURE_COMMANDS.get(f, 'no extractor registered')})"
-            for f, p in zip(row.features, ws.stores(row.features)) if not p.exists()]
+    missing = [f"{p} ({FEATURE_COMMANDS.get(f, 'no extractor registered')})"
+               for f, p in zip(row.features, ws.stores(row.features)) if not p.exists()]
+    if row.layer is not None:
+        from exvo_keras.store import StoreError, store_layers
+
+        for f, p in zip(row.features, ws.stores(row.features)):
+            try:
+                if p.exists() and f in SSL_FEATURE_SETS and not store_layers(p):
+                    missing.append(f"{p} with every layer (made before SSL stores kept them: delete it, then "
+                                   f"{FEATURE_COMMANDS[f]})")
+            except StoreError as exc:
+                missing.append(str(exc))
+    return missing
 
 
 def mean_scores(ws: Workspace, entries, split: str, metric: str) -> dict[str, float]:

@@ -53,11 +53,19 @@ class SSLFeature:
 
 @dataclass
 class HeadSource:
-    """A trained multi-task head on the concatenation of `features` (early fusion, in this order)."""
+    """A trained multi-task head on the concatenation of `features` (early fusion, in this order).
+
+    `layer` is the head's `HeadTraining.layer`: what its SSL features are (None: the layer their stores were
+    extracted for; an int: that hidden state; "weighted": every hidden state, `[batch, layers, dims]`)."""
 
     key: str
     head: object  # MultiTaskHead
     features: tuple[str, ...]
+    layer: object = None
+
+    def inputs(self, plan) -> list[tuple[str, object]]:
+        """(feature, layer) of each input, in order: the layer choice applies to the SSL features only."""
+        return [(f, self.layer if f in plan.ssl else None) for f in self.features]
 
 
 @dataclass
@@ -115,11 +123,20 @@ class _Predictor:
         # The store holds float32 rows of the float64 pooling, as embed_clips writes them.
         return tf.cast(tf.concat([mean, std], axis=1), tf.float32), tf.cast(posterior, tf.float32)
 
-    def _ssl_feature(self, name, waveform, lengths):
+    def _ssl_feature(self, name, layer, waveform, lengths):
+        """The SSL feature as a head reads it from the store: its `embeddings` (`layer` None), one of its
+        `layers` (an int), or all of them ("weighted"), each pooled as extraction pools them."""
+        from exvo_keras.registry import WEIGHTED
+
         feature = self.plan.ssl[name]
-        layer = feature.layer if feature.layer == "last" else int(feature.layer)
         inputs = {"waveform": waveform, "padding_mask": tf.cast(graph.sample_mask(waveform, lengths), tf.int32)}
         # The store holds float32 rows of the float64 pooling, as extraction writes them.
+        if layer == WEIGHTED:
+            return tf.cast(feature.encoder.pooled_layers(inputs, "last")[1], tf.float32)
+        if layer is None:
+            layer = feature.layer if feature.layer == "last" else int(feature.layer)
+        else:
+            layer = int(layer) % (feature.encoder.num_hidden_layers + 1)  # the store's negative indices too
         return tf.cast(feature.encoder.pooled(inputs, layer), tf.float32)
 
     def __call__(self, waveform, lengths):
@@ -140,21 +157,21 @@ class _Predictor:
 
         signals = {"raw": signal("raw"), "zff": signal("zff")}
         used = {s for t, s in plan.tasks.items()}
-        needed_features = {f for key in used if key in plan.heads for f in plan.heads[key].features}
-        needed_networks = {plan.network_sources[key] for key in used if key in plan.network_sources}
+        needed_features = {i for key in used if key in plan.heads for i in plan.heads[key].inputs(plan)}
+        needed_networks = {(plan.network_sources[key], None) for key in used if key in plan.network_sources}
         features, posteriors = {}, {}
-        for name in sorted(needed_features | needed_networks):
+        for name, layer in sorted(needed_features | needed_networks, key=str):
             if name in plan.networks:
-                features[name], posteriors[name] = self._frame_network(name, signals, lengths, batch)
+                features[name, None], posteriors[name] = self._frame_network(name, signals, lengths, batch)
             elif name in plan.ssl:
-                features[name] = self._ssl_feature(name, waveform, lengths)
+                features[name, layer] = self._ssl_feature(name, layer, waveform, lengths)
             else:
                 raise ValueError(f"feature {name!r} is in no encoder of the export plan")
         results = {}
         for key in sorted(used):
             if key in plan.heads:
                 source = plan.heads[key]
-                x = tf.concat([features[f] for f in source.features], axis=1)
+                x = tf.concat([features[i] for i in source.inputs(plan)], axis=-1)
                 results[key] = source.head(x, training=False)
             else:
                 results[key] = {"country": posteriors[plan.network_sources[key]]}

@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING
 from exvo_keras.data.labels import COUNTRIES, EMOTIONS
 from exvo_keras.experiments.networks import TrainedNetwork
 from exvo_keras.experiments.tables import mean_scores, system_sources
-from exvo_keras.registry import NETWORKS, SSL_FEATURE_SETS, NetworkSource, Source, SystemSource, row_by_key, systems
+from exvo_keras.registry import (NETWORKS, SSL_FEATURE_SETS, WEIGHTED, NetworkSource, Source, SystemSource, row_by_key,
+                                 systems)
 from exvo_keras.runs import read_json, short_sha1
 from exvo_keras.workspace import RunFolder, Workspace
 
@@ -117,17 +118,18 @@ def _ssl_feature(name: str, settings: dict, ssl_dir):
     except ValueError:
         provenance = None
     normalize = settings.get("do_normalize")
+    all_layers = "layers" in settings  # whether the store keeps every layer too; the graph pools its own layer
     folder = None
     if provenance is not None and provenance.kind == "demo":
         encoder = demo_encoder(name, provenance.seed, do_normalize=provenance.do_normalize)
         where = provenance.where
-        ours = ssl_settings(encoder, layer=settings["layer"], normalize=normalize)
+        ours = ssl_settings(encoder, layer=settings["layer"], normalize=normalize, all_layers=all_layers)
     elif provenance is not None and provenance.kind == "checkpoint":
         if ssl_dir is None:
             raise ExportError(f"the {name} store was made from a checkpoint ({provenance.weights}): pass --ssl-dir "
                               f"DIR with the same checkpoint")
         folder = checkpoint_for(name, ssl_dir)
-        ours = ssl_settings(folder, layer=settings["layer"], normalize=normalize)
+        ours = ssl_settings(folder, layer=settings["layer"], normalize=normalize, all_layers=all_layers)
         encoder = None
         where = str(folder)
     else:
@@ -234,10 +236,15 @@ def resolve(key: str, ws: Workspace, *, ssl_dir=None) -> ResolvedSystem:
         dims = sum(int(store_attrs[f]["dims"]) for f in source_row.features)
         if int(head.input_dim) != dims:
             raise ExportError(f"{seed_dir.path}: head takes {head.input_dim} features, the stores give {dims}")
-        plan.heads[str(source)] = HeadSource(str(source), head, tuple(source_row.features))
+        if source_row.layer == WEIGHTED:
+            count = 1 + int(store_attrs[source_row.features[0]]["settings"]["num_hidden_layers"])
+            if int(head.input_layers) != count:
+                raise ExportError(f"{seed_dir.path}: head weights {head.input_layers} layers, the store keeps {count}")
+        plan.heads[str(source)] = HeadSource(str(source), head, tuple(source_row.features), source_row.layer)
         metrics = seed_metrics(folder)
         components[str(source)] = {
             "features": list(source_row.features), "head": source_row.head, "seed": seed,
+            **({"layer": source_row.layer} if source_row.layer is not None else {}),
             "seed_choice": "best Val S_MTL among the finished seeds", "seeds_available": sorted(metrics),
             "Val_of_seed": metrics[seed].get("Val"),
             "Val_over_seeds": (read_json(folder.summary) or {}).get("Val"),

@@ -2,7 +2,12 @@
 
 One utterance vector per clip: the mean and the population standard deviation over frames of one hidden layer
 of the encoder (``[mean, std]``, ``2 * hidden_size`` values), written to an embedding store (``exvo_keras.store``:
-resumable ``.partial`` file, progress bar, bad files named and the others kept).
+resumable ``.partial`` file, progress bar, bad files named and the others kept). The store keeps, from the
+same pass, that vector for every tensor of ``hidden_states`` too (dataset ``layers``, ``[clips,
+num_hidden_layers + 1, 2 * hidden_size]``): a head then takes any layer (``read_store(..., layer=k)``, equal to an
+extraction of layer ``k``) or learns a softmax-weighted sum of all of them (SUPERB's featurizer), without running
+the encoder again. ``all_layers=False`` (``--default-layer-only``) keeps only the extracted layer, for disk: the
+layers cost ``num_hidden_layers + 1`` times the embeddings (WavLM-large over ExVo: 25 x 0.49 GB = 12 GB).
 
 Which tensor (``layer``)
     ``None`` / ``"last"`` (default): the tensor Hugging Face returns as ``last_hidden_state``. In post-norm models
@@ -34,7 +39,7 @@ Store settings (everything that changes the numbers): ``model_type``, ``config``
 fields the port reads), ``hidden_size``, ``num_hidden_layers``, ``weights`` and ``do_normalize`` (the encoder's
 :class:`~exvo_keras.models.ssl.provenance.Provenance`), ``layer``, ``pooling``, ``sample_rate``, and ``precision``
 when not float32 (:attr:`SSLEncoder.precision`; a checkpoint folder is built under Keras's global policy,
-``--mixed-precision``); shard stores add ``shard`` (:class:`exvo_keras.store.Shard`;
+``--mixed-precision``), ``layers: "all"`` when the store keeps every layer; shard stores add ``shard`` (:class:`exvo_keras.store.Shard`;
 :func:`exvo_keras.store.merge_shards` joins them).
 """
 
@@ -65,7 +70,7 @@ from exvo_keras.models.ssl import (
 )
 from exvo_keras.models.ssl.checkpoint import resolve_do_normalize
 from exvo_keras.signal.pooling import POOLING
-from exvo_keras.store import build_store, parse_shard
+from exvo_keras.store import ALL_LAYERS, EMBEDDINGS, LAYERS, StoreError, build_store, parse_shard, store_attrs
 from exvo_keras.workspace import Workspace, shard_store
 
 EXTRACTOR = "ssl"
@@ -126,7 +131,7 @@ class _Source:
             return "last"
         return index
 
-    def settings(self, layer) -> dict:
+    def settings(self, layer, all_layers: bool = True) -> dict:
         config_hash = hashlib.sha1(json.dumps(self.fields, sort_keys=True).encode()).hexdigest()[:16]
         return {
             "model_type": self.fields["model_type"],
@@ -139,34 +144,42 @@ class _Source:
             "sample_rate": SAMPLE_RATE,
             # Only when not float32: stores made before precision was a choice keep their settings.
             **({"precision": self.precision} if self.precision != "float32" else {}),
+            **({"layers": ALL_LAYERS} if all_layers else {}),
         }
 
 
-def ssl_settings(encoder_or_checkpoint, *, layer=None, normalize: bool | None = None) -> dict:
+def ssl_settings(encoder_or_checkpoint, *, layer=None, normalize: bool | None = None,
+                 all_layers: bool = True) -> dict:
     """The store settings :func:`extract_ssl` records for this encoder and layer (pass them to ``read_store``
     to refuse a store made otherwise). A checkpoint folder is hashed, not loaded."""
-    return _Source(encoder_or_checkpoint, normalize).settings(layer)
+    return _Source(encoder_or_checkpoint, normalize).settings(layer, all_layers)
 
 
 # Extraction ---------------------------------------------------------------------------------------------------
 
 def pool_clips(encoder: SSLEncoder, clips: Sequence[np.ndarray], *, layer="last",
-               batch_seconds: float = DEFAULT_BATCH_SECONDS) -> np.ndarray:
+               batch_seconds: float = DEFAULT_BATCH_SECONDS, all_layers: bool = False):
     """``[len(clips), 2 * hidden]`` float32: :meth:`SSLEncoder.pooled` of each clip, clips batched by length.
 
-    `layer` is a resolved layer ("last" or an index into the encoder's ``hidden_states``).
+    `layer` is a resolved layer ("last" or an index into the encoder's ``hidden_states``). With `all_layers`,
+    the store's rows ``{"embeddings": that, "layers": [len(clips), layers + 1, 2 * hidden]}`` from one pass.
     """
-    pooled = encoder.pooled_function(layer)
+    pooled = encoder.pooled_function(layer, all_layers)
     rows = np.zeros((len(clips), 2 * encoder.hidden_size), np.float32)
+    every = np.zeros((len(clips), encoder.num_hidden_layers + 1, 2 * encoder.hidden_size), np.float32)
     for batch in length_batches([c.size for c in clips], max_samples=int(batch_seconds * SAMPLE_RATE)):
-        rows[batch] = np.asarray(pooled(*pad_clips([clips[i] for i in batch])))
-    return rows
+        out = pooled(*pad_clips([clips[i] for i in batch]))
+        if all_layers:
+            rows[batch], every[batch] = np.asarray(out[0]), np.asarray(out[1])
+        else:
+            rows[batch] = np.asarray(out)
+    return {EMBEDDINGS: rows, LAYERS: every} if all_layers else rows
 
 
 def extract_ssl(corpus: Corpus, encoder_or_checkpoint, out_path, *, layer=None,
                 batch_seconds: float = DEFAULT_BATCH_SECONDS, shard=None, normalize: bool | None = None,
                 max_seconds: float = DEFAULT_MAX_SECONDS, chunk_clips: int = DEFAULT_CHUNK_CLIPS,
-                progress: bool = True, desc: str | None = None) -> Path:
+                all_layers: bool = True, progress: bool = True, desc: str | None = None) -> Path:
     """Mean and std over frames of one hidden layer of an SSL encoder, for every clip of `corpus`, into a store.
 
     Args:
@@ -184,6 +197,7 @@ def extract_ssl(corpus: Corpus, encoder_or_checkpoint, out_path, *, layer=None,
         max_seconds: longer clips are refused (named in the error; the others are kept), since attention
             memory grows with the square of the length.
         chunk_clips: clips read and written to the store at a time.
+        all_layers: keep every hidden state's embedding too (dataset ``layers``), from the same pass.
         progress: show a progress bar.
 
     Returns:
@@ -193,7 +207,7 @@ def extract_ssl(corpus: Corpus, encoder_or_checkpoint, out_path, *, layer=None,
         >>> extract_ssl(corpus, demo_encoder("wavlm"), "work/features/wavlm.h5")  # doctest: +SKIP
     """
     source = _Source(encoder_or_checkpoint, normalize)
-    settings = source.settings(layer)
+    settings = source.settings(layer, all_layers)
     resolved = settings["layer"]
     file_ids = corpus.file_ids()
     out_path = Path(out_path)
@@ -223,11 +237,29 @@ def extract_ssl(corpus: Corpus, encoder_or_checkpoint, out_path, *, layer=None,
                 raise AudioError(path, f"{x.size} samples, shorter than the encoder's receptive field "
                                        f"({encoder.receptive_field})")
             clips.append(x)
-        return pool_clips(encoder, clips, layer=resolved, batch_seconds=batch_seconds)
+        return pool_clips(encoder, clips, layer=resolved, batch_seconds=batch_seconds, all_layers=all_layers)
+
+    _refuse_single_layer_store(out_path, settings)
 
     name = desc or f"{source.fields['model_type']} layer {resolved}" + (f" shard {parsed}" if parsed else "")
     return build_store(out_path, file_ids, embed, extractor=EXTRACTOR, settings=settings,
                        corpus=corpus, batch_size=chunk_clips, progress=progress, desc=name, plan=stream.plan)
+
+
+def _refuse_single_layer_store(path: Path, settings: dict) -> None:
+    """A store made before stores kept every layer, otherwise as asked for: say so, rather than the generic
+    "other settings" (it still serves heads on its one layer, but not layer choices)."""
+    if ALL_LAYERS != settings.get("layers") or not path.exists():
+        return
+    try:
+        theirs = store_attrs(path)["settings"]
+    except StoreError:
+        return  # build_store names an unreadable store itself
+    if "layers" not in theirs and theirs == {k: v for k, v in settings.items() if k != "layers"}:
+        raise StoreError(f"{path}: holds only layer {theirs.get('layer')!r}, made before SSL stores kept every "
+                         "layer (it still serves heads on that layer). To keep every layer from one pass, delete "
+                         "it and rerun this extraction (the encoder runs once more); to keep using it as it is, "
+                         "extract with --default-layer-only (all_layers=False)")
 
 
 def extract_feature_set(name: str, corpus: Corpus, work, *, ssl_dir=None, seed: int = 0, **kwargs) -> Path:

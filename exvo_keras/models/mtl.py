@@ -22,6 +22,7 @@ import numpy as np
 from keras import layers, ops
 
 from exvo_keras.data.labels import COUNTRIES, EMOTIONS
+from exvo_keras.registry import TASKS
 from exvo_keras.training.recipes import PRESETS
 
 # HumeAI's baseline initialises each task's log-variance here.
@@ -48,6 +49,41 @@ class ClipValues(layers.Layer):
         return {**super().get_config(), "limit": self.limit}
 
 
+@keras.saving.register_keras_serializable(package="exvo_keras")
+class LayerWeightedSum(layers.Layer):
+    """SUPERB's featurizer over utterance embeddings: `[batch, layers, dims]` -> `[batch, dims]`, the sum of the
+    layers weighted by a softmax of one learned logit per layer (initialised equal, so it starts as the mean).
+
+    SUPERB weights the frame sequences and then pools; for the mean half of a mean+std embedding the two orders
+    agree exactly (both are linear), for the std half the weighted sum of per-layer stds stands in for the std of
+    the weighted frames. With ``trainable=False`` it stays the plain mean over layers.
+
+    Args:
+        num_layers: how many layers the input holds.
+
+    Example:
+        >>> w = LayerWeightedSum(3)
+        >>> tuple(w(np.ones((2, 3, 5), "float32")).shape)
+        (2, 5)
+    """
+
+    def __init__(self, num_layers: int, **kwargs):
+        super().__init__(**kwargs)
+        self.num_layers = int(num_layers)
+        self.logits = self.add_weight(shape=(self.num_layers,), initializer="zeros", name="logits")
+
+    def call(self, x):
+        weights = ops.softmax(ops.cast(self.logits, "float32"))
+        return ops.einsum("bld,l->bd", ops.cast(x, "float32"), weights)
+
+    def layer_weights(self) -> np.ndarray:
+        """The softmax weights, one per layer (what a layer sweep reads off a trained head)."""
+        return np.asarray(ops.softmax(self.logits))
+
+    def get_config(self):
+        return {**super().get_config(), "num_layers": self.num_layers}
+
+
 def _batch_mean(values):
     # A device's part of a batch is empty under a MirroredStrategy when the last batch has fewer rows than there
     # are devices: its loss must then be 0, as Keras's own losses make it, not NaN, which would reach every
@@ -61,6 +97,10 @@ class MultiTaskHead(keras.Model):
 
     Args:
         input_dim: embedding size.
+        input_layers: 0 for an embedding `[batch, input_dim]`; L for every layer of an SSL encoder, `[batch, L,
+            input_dim]` (an all-layer store): each layer is standardised with its own Train statistics, the
+            hidden layers see a learned softmax-weighted sum of the layers (:class:`LayerWeightedSum`, SUPERB)
+            and a linear skip sees their plain mean (so its linear fit stays fixed while the weights learn).
         hidden_dims: widths of the shared hidden layers, e.g. (128, 64) for Sys-1, (256, 128) for Sys-2.
         feature_mean, feature_std: Train statistics of the embedding (lists or arrays of `input_dim`); the model
             standardises its input with them. None means no standardisation.
@@ -94,6 +134,7 @@ class MultiTaskHead(keras.Model):
     """
 
     def __init__(self, input_dim: int, hidden_dims=(128, 64), feature_mean=None, feature_std=None,
+                 input_layers: int = 0,
                  age_mean: float = 0.0, age_std: float = 1.0, layer_norm: bool = False, task_hidden: int = 0,
                  negative_slope: float = 0.01, loss_weighting: str = "mean", emotion_loss: str = "mean",
                  age_loss: str = "standardised", clip_z: float | None = None, dropout: float = 0.0,
@@ -117,15 +158,22 @@ class MultiTaskHead(keras.Model):
             return layers.Dense(units, activation=activation, kernel_initializer=kernel_initializer or init(),
                                 name=name, kernel_regularizer=keras.regularizers.L2(l2) if l2 else None)
 
-        features = keras.Input(shape=(input_dim,), name="features")
+        shape = (int(input_layers), input_dim) if input_layers else (input_dim,)
+        features = keras.Input(shape=shape, name="features")
         x = features
         if feature_mean is not None:
             std = np.asarray(feature_std, np.float32)
-            x = layers.Normalization(mean=np.asarray(feature_mean, np.float32), variance=std * std,
-                                     name="standardise")(x)
+            x = layers.Normalization(axis=(-2, -1) if input_layers else -1, mean=np.asarray(feature_mean, np.float32),
+                                     variance=std * std, name="standardise")(x)
         if clip_z is not None:
             x = ClipValues(clip_z, name="clip_z")(x)
         z = x
+        if input_layers:
+            # The frozen mean feeds the linear parts (a skip, or the linear head itself, whose weights come from
+            # a fit, not from gradients); only hidden layers learn the weights.
+            if linear_skip or not hidden_dims:
+                z = LayerWeightedSum(input_layers, trainable=False, name="layer_mean")(x)
+            x = LayerWeightedSum(input_layers, name="layer_weights")(x) if hidden_dims else z
         if dropout and hidden_dims:
             x = layers.Dropout(dropout / 2, seed=next(seeds), name="input_dropout")(x)
         for i, width in enumerate(hidden_dims):
@@ -156,6 +204,7 @@ class MultiTaskHead(keras.Model):
         super().__init__(inputs=features, outputs={"emotion": emotion, "age": age, "country": country}, **kwargs)
 
         self.input_dim = int(input_dim)
+        self.input_layers = int(input_layers)
         self.hidden_dims = tuple(int(h) for h in hidden_dims)
         self.feature_mean = None if feature_mean is None else np.asarray(feature_mean, np.float32)
         self.feature_std = None if feature_std is None else np.asarray(feature_std, np.float32)
@@ -176,6 +225,16 @@ class MultiTaskHead(keras.Model):
         if loss_weighting == "uncertainty":
             self.log_vars = self.add_weight(shape=(3,), initializer=keras.initializers.Constant(UNCERTAINTY_INIT),
                                             name="log_vars")
+        # Each task's unweighted loss per epoch (history and TensorBoard: `emotion_loss`, `val_age_loss`, ...):
+        # the total alone hides which task a head stops learning.
+        self.task_loss_trackers = [keras.metrics.Mean(name=f"{task}_loss") for task in TASKS]  # task_losses order
+
+    @property
+    def linear_input(self) -> str:
+        """The layer whose output the linear skip (and the linear reference fitted into it) reads."""
+        if self.input_layers:
+            return "layer_mean"
+        return "clip_z" if self.clip_z is not None else "standardise"
 
     @classmethod
     def from_preset(cls, preset: str, **kwargs) -> "MultiTaskHead":
@@ -199,7 +258,11 @@ class MultiTaskHead(keras.Model):
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         import tensorflow as tf
 
-        losses = ops.stack(self.task_losses(y, y_pred))
+        task_losses = self.task_losses(y, y_pred)
+        rows = ops.shape(y_pred["age"])[0]
+        for tracker, value in zip(self.task_loss_trackers, task_losses):
+            tracker.update_state(value, sample_weight=rows)  # weighted by rows, as Keras's own loss tracker is
+        losses = ops.stack(task_losses)
         if self.loss_weighting == "uncertainty":
             total = ops.sum(ops.exp(-self.log_vars) * losses + self.log_vars)
         else:
@@ -215,6 +278,7 @@ class MultiTaskHead(keras.Model):
         return {
             **super().get_config(),
             "input_dim": self.input_dim,
+            "input_layers": self.input_layers,
             "hidden_dims": list(self.hidden_dims),
             "feature_mean": None if self.feature_mean is None else self.feature_mean.tolist(),
             "feature_std": None if self.feature_std is None else self.feature_std.tolist(),

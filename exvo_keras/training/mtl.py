@@ -1,7 +1,9 @@
 """Training and scoring the multi-task heads over several seeds, one run folder per seed.
 
-A run folder (`RUN_DIR/seed_<k>/`) holds `model.keras`, `history.json`, `predictions_<Split>.csv` and
-`metrics.json`; `RUN_DIR/config.json` records what was trained and `RUN_DIR/summary.json` the mean and standard
+A run folder (`RUN_DIR/seed_<k>/`) holds `model.keras`, `history.json` (per epoch: the total and each task's
+loss, `emotion_loss`, `age_loss`, `country_loss`, and the scores `emo_ccc`, `age_mae`, `cou_uar`, `s_mtl` on the
+training rows, each also with `val_` for the rows that pick the epoch), `tensorboard/` (the same curves),
+`predictions_<Split>.csv` and `metrics.json`; `RUN_DIR/config.json` records what was trained and `RUN_DIR/summary.json` the mean and standard
 deviation over seeds. A seed whose `metrics.json` exists is not trained again, so an interrupted run resumes.
 """
 
@@ -61,7 +63,9 @@ class HeadTrainer:
         std = X_train.std(axis=0)
         # Constant features (ComParE has some) would divide by ~0 and explode on other splits: leave them unscaled.
         std = np.where(std < 1e-8, 1.0, std)
-        self.head_args = dict(input_dim=X_train.shape[1], feature_mean=mean, feature_std=std,
+        # `[rows, layers, dims]` (every layer of an SSL store, `cfg.layer == "weighted"`): a layer-weighting head
+        self.head_args = dict(input_dim=X_train.shape[-1], input_layers=X_train.shape[1] if X_train.ndim == 3 else 0,
+                              feature_mean=mean, feature_std=std,
                               age_mean=float(y_train["age"].mean()), age_std=float(y_train["age"].std()),
                               clip_z=cfg.clip_z, dropout=cfg.dropout, l2=cfg.l2)
         if cfg.head == "linear":
@@ -84,8 +88,11 @@ class HeadTrainer:
         # The untouched optimiser state (step 0, zero moments, the configured learning rate) each seed starts from.
         self.initial_optimizer_state = [v.numpy() for v in opt.variables]
 
-    def fit(self, seed: int, verbose: int = 0):
-        """Trains from the seed's initial weights; returns (model, history). The best epoch's weights are kept."""
+    def fit(self, seed: int, verbose: int = 0, log_dir=None):
+        """Trains from the seed's initial weights; returns (model, history). The best epoch's weights are kept.
+
+        `log_dir`: where TensorBoard logs go (the seed folder's `tensorboard/`), or None for none.
+        """
         import tensorflow as tf
 
         from exvo_keras.devices import evaluation_batches
@@ -107,14 +114,19 @@ class HeadTrainer:
         train = train.batch(self.cfg.batch_size).prefetch(2)
         stop_data = tf.data.Dataset.from_tensor_slices((X_stop, y_stop)).batch(512).cache()
         stop_data = evaluation_batches(stop_data, self.model.distribute_strategy.num_replicas_in_sync)
+        # Scores first: the stopping rule and TensorBoard read them from the epoch's logs.
+        scores = EpochScores({"": (X_train, y_train), "val_": (X_stop, y_stop)})
         if self.cfg.select_by == "loss":
             stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=self.cfg.patience,
                                                  restore_best_weights=True)
         elif self.cfg.select_by == "s_mtl":
-            stop = ScoreStopping(X_stop, y_stop, self.cfg.patience)
+            stop = ScoreStopping(self.cfg.patience, scores)
         else:
             raise ValueError(f"select_by must be 'loss' or 's_mtl', got {self.cfg.select_by!r}")
-        history = self.model.fit(train, validation_data=stop_data, epochs=self.cfg.epochs, callbacks=[stop],
+        callbacks = [scores, stop]
+        if log_dir is not None:
+            callbacks.append(keras.callbacks.TensorBoard(str(log_dir), write_graph=False, profile_batch=0))
+        history = self.model.fit(train, validation_data=stop_data, epochs=self.cfg.epochs, callbacks=callbacks,
                                  shuffle=False, verbose=verbose)
         record = {k: [float(v) for v in vals] for k, vals in history.history.items()}
         if self.cfg.linear_skip:
@@ -146,7 +158,7 @@ class HeadTrainer:
         if self.linear_start is None:
             X_fit, y_fit, X_dev, y_dev = self.data
             # The head's own front end (standardise, clip): the fit sees exactly what the saved model computes.
-            front = keras.Model(model.input, model.get_layer("clip_z" if self.cfg.clip_z else "standardise").output)
+            front = keras.Model(model.input, model.get_layer(model.linear_input).output)
             Z_fit, Z_dev = (np.asarray(front.predict(x, batch_size=1024, verbose=0), np.float64)
                             for x in (X_fit, X_dev))
             age = self.head_args["age_mean"], self.head_args["age_std"]
@@ -160,34 +172,50 @@ class HeadTrainer:
         return self.linear_start["penalties"]
 
 
+class EpochScores(keras.callbacks.Callback):
+    """Adds each epoch's challenge scores to its logs: for every {prefix: (X, y)}, `<prefix>emo_ccc`,
+    `<prefix>age_mae`, `<prefix>cou_uar` and `<prefix>s_mtl` (so the history and TensorBoard hold per-task
+    curves, and `ScoreStopping` reads `val_s_mtl`)."""
+
+    def __init__(self, rows: dict):
+        super().__init__()
+        self.rows = rows
+
+    def scores(self) -> dict[str, float]:
+        logs = {}
+        for prefix, (X, y) in self.rows.items():
+            scores = score_predictions(predictions_frame(range(len(X)), predict(self.model, X)), y)
+            logs.update({f"{prefix}{k}": scores[k] for k in ("emo_ccc", "age_mae", "cou_uar", "s_mtl")})
+        return logs
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs.update(self.scores())
+
+
 class ScoreStopping(keras.callbacks.Callback):
-    """Keeps the epoch with the best S_MTL on the held-out rows; stops after `patience` epochs without one.
+    """Keeps the epoch with the best S_MTL on the held-out rows (`val_s_mtl` in the epoch's logs, from
+    `EpochScores`, which must come first); stops after `patience` epochs without one.
 
     The loss is the wrong yardstick on small corpora: its age and country terms start rising within a few
     epochs while emotion CCC, which rewards predictions that spread as widely as the labels, still climbs
     (measured on a 120-clip Train: the loss-chosen epoch 12-16, CCC 0.11; see benchmarks/small_corpus.py).
-    Each epoch's held-out scores go into the history as `val_emo_ccc`, `val_age_mae`, `val_cou_uar`,
-    `val_s_mtl`.
     """
 
-    def __init__(self, X, y, patience):
+    def __init__(self, patience: int, scores: EpochScores):
         super().__init__()
-        self.X, self.y, self.patience = X, y, patience
+        self.patience, self.scorer = patience, scores
 
     def on_train_begin(self, logs=None):
         self.best, self.best_weights, self.wait, self.best_epoch = -np.inf, None, 0, -1
         # The untrained head competes too (epoch -1): with a linear skip it is the linear fit itself.
-        self.start = {}
-        self.on_epoch_end(-1, self.start)
+        self.start = {k: v for k, v in self.scorer.scores().items() if k.startswith("val_")}
+        self.on_epoch_end(-1, dict(self.start))
         self.wait = 0
 
     def on_epoch_end(self, epoch, logs=None):
-        frame = predictions_frame(range(len(self.X)), predict(self.model, self.X))
-        scores = score_predictions(frame, self.y)
-        for k in ("emo_ccc", "age_mae", "cou_uar", "s_mtl"):
-            logs[f"val_{k}"] = scores[k]
-        if scores["s_mtl"] > self.best:
-            self.best, self.best_weights, self.wait = scores["s_mtl"], self.model.get_weights(), 0
+        score = logs["val_s_mtl"]
+        if score > self.best:
+            self.best, self.best_weights, self.wait = score, self.model.get_weights(), 0
             self.best_epoch = epoch
         else:
             self.wait += 1
@@ -258,7 +286,7 @@ def run_head(run_dir, corpus: Corpus, cfg: HeadTraining, seeds: Sequence[int], *
     ids = _split_ids(corpus, cfg)
     scored = [s for s in cfg.eval_splits if corpus.has_labels(s)]
     needed = {"Train", cfg.early_stopping, *cfg.eval_splits}
-    X = {s: read_fused(cfg.stores, ids[s], corpus=corpus) for s in needed}
+    X = {s: read_fused(cfg.stores, ids[s], corpus=corpus, layer=_store_layer(cfg.layer)) for s in needed}
     labelled = needed - (set(cfg.eval_splits) - set(scored))
     y = {s: corpus.labels_of(ids[s]) for s in labelled}
     for s in labelled:
@@ -278,7 +306,7 @@ def run_head(run_dir, corpus: Corpus, cfg: HeadTraining, seeds: Sequence[int], *
             seed_dir.path.mkdir(exist_ok=True)
             if trainer is None:
                 trainer = HeadTrainer(X["Train"], y["Train"], X[cfg.early_stopping], y[cfg.early_stopping], cfg)
-            model, history = trainer.fit(seed, verbose)
+            model, history = trainer.fit(seed, verbose, log_dir=seed_dir.tensorboard)
             model.save(seed_dir.model)
             atomic_write_text(seed_dir.history, json.dumps(history))
             metrics = {}
@@ -302,6 +330,14 @@ def run_head(run_dir, corpus: Corpus, cfg: HeadTraining, seeds: Sequence[int], *
     summary = summarise(per_seed) if per_seed and per_seed[0] else {}
     atomic_write_text(run.summary, json.dumps(summary, indent=2))
     return summary
+
+
+def _store_layer(layer):
+    """`HeadTraining.layer` as `read_fused` takes it."""
+    from exvo_keras.store import ALL_LAYERS
+    from exvo_keras.training.recipes import WEIGHTED_LAYERS
+
+    return ALL_LAYERS if layer == WEIGHTED_LAYERS else layer
 
 
 def load_head(path):

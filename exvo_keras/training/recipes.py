@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
+from exvo_keras.registry import WEIGHTED
+
 # Head presets, the arguments of `exvo_keras.models.mtl.MultiTaskHead` (plain data: the CLI lists them).
 PRESETS = {
     # The paper: "the ExVo Multi-task baseline network", 128-64 (Sys-1) or doubled (Sys-2), mean of losses.
@@ -37,6 +39,8 @@ RECIPES = {
                     select_by="s_mtl", clip_z=5.0, dropout=0.0, l2=1e-2, linear_skip=True),
 }
 DEFAULT_RECIPE = "default"
+# `HeadTraining.layer` for a head that learns softmax weights over every layer of an SSL store (SUPERB).
+WEIGHTED_LAYERS = WEIGHTED
 DEFAULT_HEAD = "sys1"
 # Seeds per system: each table row is the mean ± std over this many trainings.
 DEFAULT_SEEDS = 5
@@ -56,6 +60,10 @@ class HeadTraining:
     `early_stopping` names the split that picks the epoch (and, for the linear head, its penalties): "Val",
     as the challenge baseline did, or "dev", a speaker-independent 10 % of Train, which keeps Val untouched.
     `select_by` is what picks the epoch on that split: its "loss", or "s_mtl" (the challenge score).
+    `layer` picks what the SSL stores among `stores` give (others are read whole): None their `embeddings` (the
+    layer they were extracted for), an int ``k`` ``hidden_states[k]`` from their `layers`, or `WEIGHTED_LAYERS`
+    every layer of one store through a learned softmax-weighted sum (the linear head, which learns no weights,
+    then fits the plain mean of the layers: the linear reference beside it).
     """
 
     stores: list[str]
@@ -73,6 +81,12 @@ class HeadTraining:
     l2: float
     linear_skip: bool
     eval_splits: list[str] = field(default_factory=lambda: ["Val"])
+    layer: int | str | None = None
+
+    def __post_init__(self):
+        if self.layer is not None and self.layer != WEIGHTED_LAYERS and (
+                isinstance(self.layer, bool) or not isinstance(self.layer, int)):
+            raise ValueError(f"layer must be None, an int or {WEIGHTED_LAYERS!r}, got {self.layer!r}")
 
     @classmethod
     def from_recipe(cls, stores, head: str = DEFAULT_HEAD, recipe: str | None = None, *, corpus=None,
@@ -94,4 +108,8 @@ class HeadTraining:
         return cls(stores=[str(p) for p in stores], head=head, recipe=recipe, **settings)
 
     def to_json(self) -> dict:
-        return asdict(self)
+        """The fields as JSON; `layer` only when chosen, so run folders made before it was a field still match."""
+        fields = asdict(self)
+        if fields["layer"] is None:
+            del fields["layer"]
+        return fields

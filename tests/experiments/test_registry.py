@@ -35,3 +35,19 @@ def test_every_source_and_feature_of_the_tables_is_registered():
                     assert NETWORKS[source.network].task == "country", (row.key, source)
     assert len(systems()) < len(ROWS)  # Table 3 repeats Table 2 systems under the same keys
     assert embedded_networks() == ["raw_exvo_er", "zff_exvo_er", "raw_ser", "zff_ser", "raw_asr"]
+
+
+def test_rows_that_reproduce_a_paper_row_carry_its_name_and_extra_rows_say_so():
+    from exvo_keras.experiments.paper import paper_row
+
+    for row in ROWS:
+        if isinstance(row, Row) and row.paper is not None and row.config in ("Sys-1", "Sys-2"):
+            # found in the paper's own table by the name shown in ours (Table 3's "Raw(AMI)" among them)
+            assert row.system == row.paper[0], row
+            assert paper_row(row.table, *row.paper) is not None, row
+    fusion = [r for r in ROWS if r.table == 3 and set(getattr(r, "features", ())) == {"raw_exvo_er", "raw_asr"}]
+    assert {r.system for r in fusion} == {"Raw(ExVo)-ER + Raw(AMI)"}
+    layered = [r for r in ROWS if isinstance(r, Row) and r.layer is not None]
+    assert {r.features[0] for r in layered} == set(SSL_FEATURE_SETS)
+    assert all(r.paper is None and "beyond the paper" in r.system and r.table == 2 for r in layered)
+    assert len({r.key for r in layered}) == len(layered) == 3 * len(SSL_FEATURE_SETS)

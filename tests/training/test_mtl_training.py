@@ -3,9 +3,7 @@ import json
 import numpy as np
 import pytest
 
-from conftest import write_corpus
-from exvo_keras.data.corpus import load_corpus
-from exvo_keras.data.labels import EMOTIONS
+from conftest import learnable_corpus
 from exvo_keras.store import build_store
 from exvo_keras.training.mtl import HeadTraining, best_seed, reference_scores, run_head, seed_metrics
 from exvo_keras.training.recipes import DEFAULT_RECIPE, RECIPES
@@ -15,18 +13,14 @@ from exvo_keras.workspace import RunFolder
 @pytest.fixture(scope="module")
 def learnable(tmp_path_factory):
     """A corpus whose 'embeddings' carry the labels plus noise, so a working trainer must beat the reference."""
-    root = write_corpus(tmp_path_factory.mktemp("c") / "corpus", n_per_split=(120, 40, 8), duration=0.1)
-    corpus = load_corpus(root)
-    table = corpus.table
+    corpus, labels_of = learnable_corpus(tmp_path_factory.mktemp("c") / "corpus")
     rng = np.random.default_rng(0)
 
     def embed(ids):
-        rows = table.loc[ids]
-        clean = np.concatenate([rows[list(EMOTIONS)].fillna(0.5).to_numpy(), rows[["Age"]].fillna(30).to_numpy() / 10,
-                                np.eye(4)[rows["Country"].fillna(0).astype(int)]], axis=1)
+        clean = labels_of(ids)
         return clean + 0.1 * rng.standard_normal(clean.shape) + 100.0  # offset: the head must standardise
 
-    store = build_store(root.parent / "toy.h5", corpus.file_ids(), embed, extractor="toy", settings={},
+    store = build_store(corpus.root.parent / "toy.h5", corpus.file_ids(), embed, extractor="toy", settings={},
                         corpus_fingerprint=corpus.fingerprint, progress=False)
     return corpus, store
 

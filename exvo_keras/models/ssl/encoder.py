@@ -396,18 +396,33 @@ class SSLEncoder(keras.Model):
         frames = out["last_hidden_state"] if layer == "last" else out["hidden_states"][layer]
         return masked_mean_std(frames, out["frame_mask"])
 
-    def pooled_function(self, layer="last"):
-        """:meth:`pooled` as a ``tf.function`` of (waveform ``[b, s]`` float32, padding_mask ``[b, s]`` int32),
-        traced once per encoder and layer (a trace takes seconds) for batches of any shape."""
+    def pooled_layers(self, inputs, layer="last"):
+        """One pass, two results: (:meth:`pooled` of `layer` ``[batch, 2 * hidden]``, and the same for every
+        tensor of ``hidden_states``, ``[batch, layers + 1, 2 * hidden]``), float64.
+
+        Each hidden state is pooled by the very ops :meth:`pooled` runs on it alone, so layer ``k`` here equals
+        ``pooled(inputs, k)`` bit for bit: a store of every layer serves any layer choice later (SUPERB's layer
+        sweeps and weighted sums) without running the encoder again.
+        """
+        out = self(inputs, training=False)
+        frames = out["last_hidden_state"] if layer == "last" else out["hidden_states"][layer]
+        every = [masked_mean_std(out["hidden_states"][i], out["frame_mask"]) for i in range(self.num_hidden_layers + 1)]
+        return masked_mean_std(frames, out["frame_mask"]), ops.stack(every, axis=1)
+
+    def pooled_function(self, layer="last", all_layers: bool = False):
+        """:meth:`pooled` (or, with `all_layers`, :meth:`pooled_layers`) as a ``tf.function`` of (waveform
+        ``[b, s]`` float32, padding_mask ``[b, s]`` int32), traced once per encoder and choice (a trace takes
+        seconds) for batches of any shape."""
         import tensorflow as tf
 
         # Kept out of Keras' and TensorFlow's attribute tracking: a traced function is no state to save.
         traced = self.__dict__.setdefault("_pooled_functions", {})
-        if layer not in traced:
+        if (layer, all_layers) not in traced:
             signature = [tf.TensorSpec([None, None], tf.float32), tf.TensorSpec([None, None], tf.int32)]
-            traced[layer] = tf.function(lambda waveform, padding_mask: self.pooled(
+            method = self.pooled_layers if all_layers else self.pooled
+            traced[layer, all_layers] = tf.function(lambda waveform, padding_mask: method(
                 {"waveform": waveform, "padding_mask": padding_mask}, layer), input_signature=signature)
-        return traced[layer]
+        return traced[layer, all_layers]
 
     # Unequal lengths -----------------------------------------------------------------------------------
 
