@@ -13,14 +13,11 @@ unchanged. Filters with all-zero weights (dead units) contribute nothing instead
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 
+from exvo_keras.experiments.plots import new_figure, save_figure
 from exvo_keras.registry import NETWORKS
 from exvo_keras.workspace import Workspace
 
@@ -93,10 +90,7 @@ def plot_figure2(panels: dict, out_png, sample_rate: int = 16000, n_fft: int | N
     out_png = Path(out_png)
     out_png.parent.mkdir(parents=True, exist_ok=True)
 
-    # A bare Figure on the Agg canvas, not pyplot: no global figure state and no dependence on the
-    # MPLBACKEND of whoever imports this.
-    fig = Figure(figsize=figsize, dpi=dpi, layout="constrained")
-    FigureCanvasAgg(fig)
+    fig = new_figure(figsize)  # a bare Agg Figure, not pyplot (see exvo_keras.experiments.plots)
     axes = fig.subplots(1, len(panels), sharey=True, squeeze=False)[0]
     for i, (ax, (title, networks)) in enumerate(zip(axes, panels.items())):
         for name, kernel in networks.items():
@@ -111,16 +105,7 @@ def plot_figure2(panels: dict, out_png, sample_rate: int = 16000, n_fft: int | N
             ax.legend(loc="upper right", fontsize="small")
     axes[0].set_ylabel("Normalised cumulative response")
 
-    fd, tmp = tempfile.mkstemp(prefix=f".{out_png.name}.", suffix=".tmp", dir=out_png.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fig.savefig(fh, format="png", dpi=dpi)
-        os.chmod(tmp, 0o644)  # mkstemp makes it owner-only; the figure is meant to be shared
-        os.replace(tmp, out_png)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return out_png
+    return save_figure(fig, out_png, dpi=dpi)
 
 
 def figure2(ws: Workspace, out_png) -> tuple[Path, list[str]]:

@@ -1,4 +1,5 @@
-"""Reports: `results/table1|2|3.md` and `.csv` beside the paper, submission CSVs, the S_MTL comparison plot.
+"""Reports: `results/table1|2|3.md` and `.csv` beside the paper, submission CSVs, the S_MTL comparison plot, and
+each table's best system up close in `results/plots/` (`exvo_keras.experiments.plots`), linked from its markdown.
 
 Used by the `report` command, run_all.sh and the notebooks, so every table is written one way.
 """
@@ -12,8 +13,9 @@ import pandas as pd
 
 from exvo_keras.data.corpus import Corpus
 from exvo_keras.experiments.fusion import write_submission
+from exvo_keras.experiments.plots import new_figure, save_figure, table_plots
 from exvo_keras.experiments.tables import network_profiles, table1_frame, table_frame
-from exvo_keras.registry import METRICS, TABLE_SPLIT, rows_of
+from exvo_keras.registry import METRICS, SYSTEM_NOTES, TABLE_SPLIT, rows_of
 from exvo_keras.runs import atomic_write_text
 from exvo_keras.training.mtl import reference_scores
 from exvo_keras.workspace import ReportFolder, Workspace
@@ -81,6 +83,24 @@ def write_submissions(table: int, ws: Workspace, out: ReportFolder) -> dict[str,
     return written
 
 
+def plots_markdown(table: int, drawn: dict[str, dict[str, Path]], out: ReportFolder) -> str:
+    """The section of a table's markdown that shows the plots `table_plots` drew (nothing when none were)."""
+    if not drawn:
+        return ""
+    if table == 1:
+        what = ("The in-domain network with the best Val UAR per task: training curves and the confusion matrix of "
+                "its utterance decisions on Val.")
+    else:
+        which = "The trained system with the best mean S_MTL on Val" + (" and the paper's hybrid" if table == 3 else "")
+        what = (f"{which}, at its best seed on Val: training curves, then on {TABLE_SPLIT[table]} (when labelled) the "
+                "country confusion matrix, age predicted against true and the CCC per emotion.")
+    lines = ["", "## Plots", "", what, ""]
+    for key, paths in drawn.items():
+        lines += [f"### `{key}`", ""]
+        lines += [f"![{kind}]({path.relative_to(out.path).as_posix()})" for kind, path in paths.items()] + [""]
+    return "\n".join(lines)
+
+
 def table_report(table: int, corpus: Corpus, ws: Workspace, out) -> tuple[pd.DataFrame, str]:
     """Writes `out/tableN.md` and `out/tableN.csv` and returns (frame, markdown).
 
@@ -113,32 +133,19 @@ def table_report(table: int, corpus: Corpus, ws: Workspace, out) -> tuple[pd.Dat
         if any(r.key == "hybrid-auto" for r in rows_of(table)):
             note += (" The auto hybrid picks each task's system on Val, so its Val score is optimistic; its Test score "
                      "(Table 3) is the fair one.")
+        note += "".join(f" {SYSTEM_NOTES[r.system]}" for r in {r.system: r for r in rows_of(table)}.values()
+                        if r.system in SYSTEM_NOTES)
         md = table_markdown(frame, f"Table {table}", note)
+    md += plots_markdown(table, table_plots(table, corpus, ws, out), out)
     atomic_write_text(out.table_markdown(table), md)
     atomic_write_text(out.table_csv(table), frame.to_csv(index=False))
     return frame, md
 
 
-def _save(fig, out) -> Path:
-    import matplotlib.pyplot as plt
-
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.stem + ".tmp.png")
-    fig.savefig(tmp, dpi=120)
-    plt.close(fig)
-    tmp.replace(out)
-    return out
-
-
 def plot_table1(frame: pd.DataFrame, out) -> Path:
     """Table 1 as bars: our UAR and WAR on Val beside the paper's, per network."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 3.2))
+    fig = new_figure((7, 3.2))
+    ax = fig.subplots()
     x = np.arange(len(frame))
     for i, (column, label, color) in enumerate((("ours_uar", "UAR ours", "tab:blue"),
                                                  ("paper_uar", "UAR paper", "tab:gray"),
@@ -150,21 +157,15 @@ def plot_table1(frame: pd.DataFrame, out) -> Path:
     ax.set_ylabel("Val")
     ax.set_title("Table 1: utterance decisions of the in-domain networks", fontsize=9)
     ax.legend(fontsize=7, ncol=2)
-    fig.tight_layout()
-    return _save(fig, out)
+    return save_figure(fig, out, dpi=120)
 
 
 def plot_comparison(frames: dict[int, pd.DataFrame], out) -> Path:
     """One panel per table: our S_MTL (mean ± std over seeds) beside the paper's, row by row."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     panels = {t: f[f["key"].notna()] for t, f in frames.items()}
     heights = [max(len(f), 1) for f in panels.values()]
-    fig, axes = plt.subplots(len(panels), 1, figsize=(9, 0.32 * sum(heights) + 1.5 * len(panels)),
-                             gridspec_kw={"height_ratios": heights}, squeeze=False)
+    fig = new_figure((9, 0.32 * sum(heights) + 1.5 * len(panels)))
+    axes = fig.subplots(len(panels), 1, gridspec_kw={"height_ratios": heights}, squeeze=False)
     for ax, (table, frame) in zip(axes[:, 0], panels.items()):
         y = np.arange(len(frame))
         labels = [f"{s} {c}" for s, c in zip(frame["system"], frame["config"])]
@@ -181,8 +182,7 @@ def plot_comparison(frames: dict[int, pd.DataFrame], out) -> Path:
         ax.set_xlabel("S_MTL")
         ax.set_title(f"Table {table} ({TABLE_SPLIT[table]})", fontsize=9)
         ax.legend(fontsize=7, loc="lower right")
-    fig.tight_layout()
-    return _save(fig, out)
+    return save_figure(fig, out, dpi=120)
 
 
 def all_reports(corpus: Corpus, ws: Workspace, out) -> dict[int, pd.DataFrame]:
