@@ -85,8 +85,9 @@ def layer_sweep(name: str, corpus: Corpus, work, seeds: Sequence[int], *, head: 
         record.update({f"Val_{m}": summary.get("Val", {}).get(m, {}).get("mean", math.nan) for m in METRICS})
         records.append(record)
     frame = pd.DataFrame(records)
-    dev = frame["dev_s_mtl"]
-    frame["best_on_dev"] = (dev == dev.max()) if dev.notna().any() else False
+    frame["best_on_dev"] = False
+    if frame["dev_s_mtl"].notna().any():
+        frame.loc[frame["dev_s_mtl"].idxmax(), "best_on_dev"] = True  # the first of equal scores: the shallowest
     report = ReportFolder(out)
     report.path.mkdir(parents=True, exist_ok=True)
     atomic_write_text(report.layer_sweep_csv(name), frame.to_csv(index=False))
