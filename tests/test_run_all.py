@@ -28,9 +28,16 @@ def test_run_all_on_a_real_format_folder_then_resumes(reproduced):
         assert (results / png).stat().st_size > 10_000
     models = sorted(work.glob("runs/*/seed_0/model.keras"))
     # ComParE ×3 and its linear reference, Raw/Zff(ExVo)-ER ×2 each, the three random-init SSL encoders ×2, and
-    # the two fusions that need no out-of-domain network (+Zff(ExVo)-ER, +WavLM) ×2; each with a linear reference
-    assert len(models) == 4 + 2 * 3 + 3 * 3 + 2 * 3
+    # the two fusions that need no out-of-domain network (+Zff(ExVo)-ER, +WavLM) ×2; each with a linear reference;
+    # the SSL encoders' weighted-layer rows (×2 and the linear reference on the mean of layers); and the layer
+    # sweep's Sys-1 head on each of the demo encoders' 5 hidden states
+    layers = 5
+    assert len(models) == 4 + 2 * 3 + 3 * 3 + 2 * 3 + 3 * 3 + 3 * layers
     assert "| WavLM (random-init encoder) | Sys-2 | 1 |" in table
+    assert "| WavLM, weighted layers (beyond the paper) (random-init encoder) | Sys-1 | 1 |" in table
+    for name in ("wavlm", "hubert", "wav2vec2"):
+        sweep = (results / f"layer_sweep_{name}.csv").read_text().splitlines()
+        assert len(sweep) == 1 + layers and sweep[0].startswith("layer,key,dev_s_mtl,")
     stamps = [m.stat().st_mtime_ns for m in models]
 
     second = _run_all(*args)

@@ -135,3 +135,20 @@ def test_a_shard_takes_every_nth_clip_and_is_written_one_way():
     for bad in ("3/3", "-1/2", "1", "a/b", (0, 0)):
         with pytest.raises(ValueError, match="0 <= I < N"):
             parse_shard(bad)
+
+
+def test_rows_are_read_block_by_block_in_any_order_and_repeated(tmp_path):
+    import h5py
+
+    from exvo_keras.store import _rows
+
+    values = np.random.default_rng(0).random((1000, 3, 5)).astype(np.float32)
+    with h5py.File(tmp_path / "x.h5", "w") as f:
+        f["layers"], f["embeddings"] = values, values[:, 0]
+    rows = np.random.default_rng(1).permutation(1000)[:300]
+    rows = np.concatenate([rows, rows[:5]])  # a File_ID asked for twice
+    with h5py.File(tmp_path / "x.h5", "r") as f:
+        for block_bytes in (64, 1000, 1 << 20):  # one row a block, a few, all at once
+            np.testing.assert_array_equal(_rows(f["layers"], rows, (1,), block_bytes), values[rows][:, 1])
+            np.testing.assert_array_equal(_rows(f["layers"], rows, (slice(None),), block_bytes), values[rows])
+            np.testing.assert_array_equal(_rows(f["embeddings"], rows, (), block_bytes), values[rows][:, 0])

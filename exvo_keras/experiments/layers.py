@@ -12,7 +12,6 @@ split you report.
 
 from __future__ import annotations
 
-import math
 from typing import Sequence
 
 import numpy as np
@@ -27,16 +26,10 @@ DEFAULT_SWEEP_HEAD = "sys1"
 
 
 def dev_score(run: RunFolder, seed: int) -> float:
-    """The S_MTL on the rows that picked the seed's epoch (dev, for the default recipe) at the epoch kept, or
-    NaN when the history does not say (the linear head, which picks penalties instead of an epoch)."""
-    history = read_json(run.seed(seed).history) or {}
-    scores = history.get("val_s_mtl")
-    if not isinstance(scores, list) or not scores:
-        return math.nan
-    best = history.get("best_epoch")
-    if best is None:  # chosen by the loss (EarlyStopping restores its best epoch)
-        best = int(np.argmin(history["val_loss"]))
-    return float(history["start_scores"]["val_s_mtl"]) if best == -1 else float(scores[best])
+    """The seed's S_MTL on the dev rows that made its choice (`exvo_keras.training.mtl.held_out_score`)."""
+    from exvo_keras.training.mtl import held_out_score
+
+    return held_out_score(read_json(run.seed(seed).history) or {})
 
 
 def layer_sweep(name: str, corpus: Corpus, work, seeds: Sequence[int], *, head: str = DEFAULT_SWEEP_HEAD,
@@ -78,11 +71,15 @@ def layer_sweep(name: str, corpus: Corpus, work, seeds: Sequence[int], *, head: 
     for layer in progress_bar(range(count), desc=f"{name} layers", unit="layer", enabled=progress):
         key = system_key((name,), head, layer)
         cfg = HeadTraining.from_recipe([store], head, corpus=corpus, **{**options, "layer": layer})
+        if cfg.early_stopping != "dev":
+            raise ValueError(f"a layer sweep ranks layers on dev; early_stopping={cfg.early_stopping!r} would pick "
+                             "each head's epoch on the split it reports (use the default recipe, or "
+                             "--early-stopping dev)")
         summary = run_head(ws.run(key), corpus, cfg, seeds, progress=False)
         run = ws.run(key)
         record = {"layer": layer, "key": key,
                   "dev_s_mtl": float(np.mean([dev_score(run, s) for s in (seeds if head != "linear" else seeds[:1])]))}
-        record.update({f"Val_{m}": summary.get("Val", {}).get(m, {}).get("mean", math.nan) for m in METRICS})
+        record.update({f"Val_{m}": summary.get("Val", {}).get(m, {}).get("mean", float("nan")) for m in METRICS})
         records.append(record)
     frame = pd.DataFrame(records)
     frame["best_on_dev"] = False

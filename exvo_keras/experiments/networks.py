@@ -171,7 +171,9 @@ def train_network(net: Network, corpus: Corpus, ws: Workspace, profile: str, *,
     policy = keras.mixed_precision.global_policy().name
     # precision None for float32: networks scored before it was a choice match a float32 request
     wanted = {"profile": profile, "seed": None if weights else seed, "weights": str(weights) if weights else None,
-              "precision": None if policy == "float32" or weights else policy}
+              "precision": None if policy == "float32" or weights else policy,
+              # trained weights bring their own; a network scored before this was recorded had Idiap's rule
+              "lr_schedule": None if weights else FrameTraining.lr_schedule}
     done = read_json(folder.metrics)
     if done is not None:
         differ = [k for k, v in wanted.items() if done.get(k) != v]

@@ -29,6 +29,7 @@ from exvo_keras.experiments.tables import mean_scores
 from exvo_keras.metrics import ccc_per_column, mae, uar
 from exvo_keras.registry import AUTO, TABLE1_NETWORKS, TABLE_SPLIT, Hybrid, Row, network, rows_of, systems
 from exvo_keras.runs import read_json
+from exvo_keras.training.mtl import kept_epoch
 from exvo_keras.workspace import ReportFolder, Workspace
 
 # What a system's plots are called, in the order they are drawn (a frame CNN's: "training", "confusion").
@@ -81,16 +82,14 @@ def epoch_series(history: Mapping) -> dict[str, np.ndarray]:
     return found
 
 
-def _kept_epoch(history: Mapping, series: dict[str, np.ndarray]) -> tuple[int, str] | None:
+def _kept_epoch(history: Mapping) -> tuple[int, str] | None:
     """(x, label) of the epoch whose weights were kept, on the 1-based epoch axis (0: before training)."""
-    best = history.get("best_epoch")
-    if isinstance(best, int) and not isinstance(best, bool):
-        # ScoreStopping numbers epochs from 0 and lets the untrained head (-1) compete
-        return best + 1, (f"kept: epoch {best + 1}" if best >= 0 else "kept: the untrained head")
-    if "val_loss" in series:
-        # no best_epoch: EarlyStopping on val_loss chose, and restored its lowest epoch
-        return int(np.argmin(series["val_loss"])) + 1, "lowest val_loss"
-    return None
+    best = kept_epoch(history)
+    if best is None:
+        return None
+    if "best_epoch" not in history:
+        return best + 1, "lowest val_loss"
+    return best + 1, (f"kept: epoch {best + 1}" if best >= 0 else "kept: the untrained head")
 
 
 def plot_training_curves(history: Mapping, out, title: str = "") -> Path | None:
@@ -103,7 +102,7 @@ def plot_training_curves(history: Mapping, out, title: str = "") -> Path | None:
     panels = [(name, keys) for name, keys in HEAD_PANELS if any(k in series or f"val_{k}" in series for k in keys)]
     if not panels:
         return None
-    kept = _kept_epoch(history, series)
+    kept = _kept_epoch(history)
     cols = min(2, len(panels))
     rows = -(-len(panels) // cols)
     fig = new_figure((4.6 * cols, 2.8 * rows + (0.3 if title else 0)))

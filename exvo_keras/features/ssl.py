@@ -70,7 +70,8 @@ from exvo_keras.models.ssl import (
 )
 from exvo_keras.models.ssl.checkpoint import resolve_do_normalize
 from exvo_keras.signal.pooling import POOLING
-from exvo_keras.store import ALL_LAYERS, EMBEDDINGS, LAYERS, StoreError, build_store, parse_shard, store_attrs
+from exvo_keras.store import (ALL_LAYERS, EMBEDDINGS, LAYERS, StoreError, build_store, parse_shard, partial_path,
+                              store_attrs)
 from exvo_keras.workspace import Workspace, shard_store
 
 EXTRACTOR = "ssl"
@@ -249,17 +250,20 @@ def extract_ssl(corpus: Corpus, encoder_or_checkpoint, out_path, *, layer=None,
 def _refuse_single_layer_store(path: Path, settings: dict) -> None:
     """A store made before stores kept every layer, otherwise as asked for: say so, rather than the generic
     "other settings" (it still serves heads on its one layer, but not layer choices)."""
-    if ALL_LAYERS != settings.get("layers") or not path.exists():
+    if ALL_LAYERS != settings.get("layers"):
         return
-    try:
-        theirs = store_attrs(path)["settings"]
-    except StoreError:
-        return  # build_store names an unreadable store itself
-    if "layers" not in theirs and theirs == {k: v for k, v in settings.items() if k != "layers"}:
-        raise StoreError(f"{path}: holds only layer {theirs.get('layer')!r}, made before SSL stores kept every "
-                         "layer (it still serves heads on that layer). To keep every layer from one pass, delete "
-                         "it and rerun this extraction (the encoder runs once more); to keep using it as it is, "
-                         "extract with --default-layer-only (all_layers=False)")
+    ours = {k: v for k, v in settings.items() if k != "layers"}
+    for store, what, keep in ((path, "holds", "keep using it as it is"),
+                              (partial_path(path), "is an interrupted extraction of", "finish it as it was")):
+        try:
+            theirs = store_attrs(store)["settings"] if store.exists() else None
+        except StoreError:
+            continue  # build_store names an unreadable store itself; a broken partial is started again
+        if theirs is not None and "layers" not in theirs and theirs == ours:
+            raise StoreError(f"{store}: {what} only layer {theirs.get('layer')!r}, without every layer beside it (made "
+                             "before SSL stores kept them, or with --default-layer-only). To keep every layer from "
+                             "one pass, delete it and rerun this extraction (the encoder runs again over those clips); "
+                             f"to {keep}, extract with --default-layer-only (all_layers=False)")
 
 
 def extract_feature_set(name: str, corpus: Corpus, work, *, ssl_dir=None, seed: int = 0, **kwargs) -> Path:

@@ -172,8 +172,9 @@ class MultiTaskHead(keras.Model):
             # The frozen mean feeds the linear parts (a skip, or the linear head itself, whose weights come from
             # a fit, not from gradients); only hidden layers learn the weights.
             if linear_skip or not hidden_dims:
-                z = LayerWeightedSum(input_layers, trainable=False, name="layer_mean")(x)
-            x = LayerWeightedSum(input_layers, name="layer_weights")(x) if hidden_dims else z
+                z = LayerWeightedSum(input_layers, trainable=False, dtype="float32", name="layer_mean")(x)
+            # float32 under a mixed policy too: a softmax over layers and a sum of standardised values
+            x = LayerWeightedSum(input_layers, dtype="float32", name="layer_weights")(x) if hidden_dims else z
         if dropout and hidden_dims:
             x = layers.Dropout(dropout / 2, seed=next(seeds), name="input_dropout")(x)
         for i, width in enumerate(hidden_dims):

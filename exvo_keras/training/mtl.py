@@ -10,6 +10,7 @@ deviation over seeds. A seed whose `metrics.json` exists is not trained again, s
 from __future__ import annotations
 
 import json
+import shutil
 from typing import Sequence
 
 import keras
@@ -181,9 +182,11 @@ class EpochScores(keras.callbacks.Callback):
         super().__init__()
         self.rows = rows
 
-    def scores(self) -> dict[str, float]:
+    def scores(self, prefixes=None) -> dict[str, float]:
         logs = {}
         for prefix, (X, y) in self.rows.items():
+            if prefixes is not None and prefix not in prefixes:
+                continue
             scores = score_predictions(predictions_frame(range(len(X)), predict(self.model, X)), y)
             logs.update({f"{prefix}{k}": scores[k] for k in ("emo_ccc", "age_mae", "cou_uar", "s_mtl")})
         return logs
@@ -208,7 +211,7 @@ class ScoreStopping(keras.callbacks.Callback):
     def on_train_begin(self, logs=None):
         self.best, self.best_weights, self.wait, self.best_epoch = -np.inf, None, 0, -1
         # The untrained head competes too (epoch -1): with a linear skip it is the linear fit itself.
-        self.start = {k: v for k, v in self.scorer.scores().items() if k.startswith("val_")}
+        self.start = self.scorer.scores(prefixes=("val_",))
         self.on_epoch_end(-1, dict(self.start))
         self.wait = 0
 
@@ -306,6 +309,8 @@ def run_head(run_dir, corpus: Corpus, cfg: HeadTraining, seeds: Sequence[int], *
             seed_dir.path.mkdir(exist_ok=True)
             if trainer is None:
                 trainer = HeadTrainer(X["Train"], y["Train"], X[cfg.early_stopping], y[cfg.early_stopping], cfg)
+            # an interrupted earlier training of this seed left curves of another model
+            shutil.rmtree(seed_dir.tensorboard, ignore_errors=True)
             model, history = trainer.fit(seed, verbose, log_dir=seed_dir.tensorboard)
             model.save(seed_dir.model)
             atomic_write_text(seed_dir.history, json.dumps(history))
@@ -330,6 +335,33 @@ def run_head(run_dir, corpus: Corpus, cfg: HeadTraining, seeds: Sequence[int], *
     summary = summarise(per_seed) if per_seed and per_seed[0] else {}
     atomic_write_text(run.summary, json.dumps(summary, indent=2))
     return summary
+
+
+def kept_epoch(history: dict) -> int | None:
+    """The epoch whose weights a head kept, from its history.json: 0-based, -1 for the untrained start (which
+    ScoreStopping lets compete), or None when the history has no epochs (the linear head)."""
+    best = history.get("best_epoch")
+    if isinstance(best, int) and not isinstance(best, bool):
+        return best
+    losses = history.get("val_loss")
+    if isinstance(losses, list) and losses:
+        return int(np.argmin(losses))  # EarlyStopping on val_loss restored its lowest epoch
+    return None
+
+
+def held_out_score(history: dict) -> float:
+    """The S_MTL on the rows that made a head's choice (the dev split, for the default recipe): at the epoch kept,
+    or, for the linear head, at the penalties it chose; NaN when the history holds neither."""
+    from exvo_keras.metrics import s_mtl
+
+    if "alpha_emotion" in history:  # the linear head: each task's dev score at its chosen penalty
+        return float(s_mtl(history["dev_emo_ccc"][str(history["alpha_emotion"])],
+                           history["dev_age_mae"][str(history["alpha_age"])],
+                           history["dev_cou_uar"][str(history["C_country"])]))
+    epoch, scores = kept_epoch(history), history.get("val_s_mtl")
+    if epoch is None or not isinstance(scores, list) or not scores:
+        return float("nan")
+    return float(history["start_scores"]["val_s_mtl"]) if epoch == -1 else float(scores[epoch])
 
 
 def _store_layer(layer):

@@ -68,23 +68,28 @@ def test_shards_merge_with_their_layers(corpus, tmp_path, all_layers):
                                read_store(all_layers, ids, layer=ALL_LAYERS), atol=1e-6)
 
 
-def test_an_interrupted_extraction_keeps_the_layers_it_had(corpus, tmp_path, all_layers, monkeypatch):
+def _interrupted_after_one_chunk(monkeypatch, corpus, model, path, **kwargs):
+    """An extraction of 3-clip chunks stopped (as by Ctrl-C) after its first chunk is written."""
     import exvo_keras.features.ssl as ssl_features
 
-    model = encoder("wavlm")
     real = ssl_features.pool_clips
     calls = {"n": 0}
 
-    def failing(*args, **kwargs):
+    def failing(*args, **kw):
         calls["n"] += 1
         if calls["n"] > 1:
             raise KeyboardInterrupt
-        return real(*args, **kwargs)
+        return real(*args, **kw)
 
-    monkeypatch.setattr(ssl_features, "pool_clips", failing)
-    with pytest.raises(KeyboardInterrupt):
-        extract_ssl(corpus, model, tmp_path / "wavlm.h5", chunk_clips=3, batch_seconds=3.0, progress=False)
-    monkeypatch.setattr(ssl_features, "pool_clips", real)
+    with monkeypatch.context() as patch:
+        patch.setattr(ssl_features, "pool_clips", failing)
+        with pytest.raises(KeyboardInterrupt):
+            extract_ssl(corpus, model, path, chunk_clips=3, batch_seconds=3.0, progress=False, **kwargs)
+
+
+def test_an_interrupted_extraction_keeps_the_layers_it_had(corpus, tmp_path, all_layers, monkeypatch):
+    model = encoder("wavlm")
+    _interrupted_after_one_chunk(monkeypatch, corpus, model, tmp_path / "wavlm.h5")
     with h5py.File(partial_path(tmp_path / "wavlm.h5"), "r") as f:
         assert f["done"][()].sum() == 3 and f["layers"].shape[1] == model.num_hidden_layers + 1
     resumed = extract_ssl(corpus, model, tmp_path / "wavlm.h5", chunk_clips=3, batch_seconds=3.0, progress=False)
@@ -108,8 +113,8 @@ def test_a_store_from_before_layers_serves_its_layer_and_names_the_fix(corpus, t
     with pytest.raises(StoreError, match="made before SSL stores kept every layer.*extract-ssl wavlm"):
         read_fused([path], ids, layer=1)
     # extracting again as now (every layer) says what it is and what to do, rather than "other settings"
-    with pytest.raises(StoreError, match="holds only layer 'last', made before SSL stores kept every layer.*"
-                                         "--default-layer-only"):
+    with pytest.raises(StoreError, match="holds only layer 'last', without every layer beside it.*keep using it "
+                                         "as it is, extract with --default-layer-only"):
         extract_ssl(corpus, model, path, batch_seconds=3.0, progress=False)
     assert extract_ssl(corpus, model, path, all_layers=False, progress=False) == path  # kept, nothing recomputed
 
@@ -129,3 +134,24 @@ def test_layer_choices_fuse_only_layered_stores(corpus, tmp_path, all_layers):
         read_fused([other], ids, layer=1)
     with pytest.raises(StoreError, match="weighted sum of layers reads one store"):
         read_fused([other, all_layers], ids, layer=ALL_LAYERS)
+
+
+def test_keeping_the_layers_leaves_a_stores_identity_to_the_heads_alone(corpus, tmp_path, all_layers):
+    from exvo_keras.store import store_identity
+
+    single = tmp_path / "wavlm.h5"
+    _single_layer_store_as_made_before(corpus, single)
+    # a store re-extracted with its layers is still the input heads trained on the old one were trained on
+    assert store_identity(single) == store_identity(all_layers)
+
+
+def test_an_interrupted_extraction_from_before_layers_is_not_overwritten(corpus, tmp_path, monkeypatch):
+    model = encoder("wavlm")
+    path = tmp_path / "wavlm.h5"
+    _interrupted_after_one_chunk(monkeypatch, corpus, model, path, all_layers=False)
+    with pytest.raises(StoreError, match="interrupted extraction of only layer 'last'.*finish it as it was"):
+        extract_ssl(corpus, model, path, chunk_clips=3, batch_seconds=3.0, progress=False)
+    with h5py.File(partial_path(path), "r") as f:
+        assert f["done"][()].sum() == 3  # the rows computed before are still there
+    assert extract_ssl(corpus, model, path, all_layers=False, chunk_clips=3, batch_seconds=3.0,
+                       progress=False) == path
