@@ -219,6 +219,10 @@ def train_frame_cnn(run_dir, fit: ClipSet, cv: ClipSet, cfg: FrameTraining, *, v
     run = claim_run_dir(NetworkFolder(run_dir), config)
 
     state = read_json(run.state) or {"epoch": -1, "done": False}
+    if state.get("stopped") and not state["done"]:
+        # stopped by the schedule, then interrupted before it was marked done: resuming would train one epoch more
+        state["done"] = True
+        atomic_write_json(run.state, state)
     if state["done"]:
         return keras.saving.load_model(run.best)
 
@@ -249,7 +253,7 @@ def train_frame_cnn(run_dir, fit: ClipSet, cv: ClipSet, cfg: FrameTraining, *, v
             # after the schedule in the callback list: last.keras holds the next epoch's rate and `plateau` the
             # state after this epoch's decision, which is where a resumed run starts
             _atomic_save(self.model, run.last)
-            state.update(epoch=epoch, plateau=schedule.state())
+            state.update(epoch=epoch, plateau=schedule.state(), stopped=bool(self.model.stop_training))
             atomic_write_json(run.state, state)
 
     callbacks = [schedule, Checkpoint(),

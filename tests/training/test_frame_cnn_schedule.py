@@ -210,3 +210,24 @@ def test_train_frame_cnn_resumed_after_an_epoch_has_the_history_of_an_uninterrup
     assert states[0]["done"] is True and states[0]["epoch"] == 2 and states[0]["plateau"]["wait"] == 1
     for name in ("whole", "resumed"):
         assert _rate(keras.saving.load_model(tmp_path / name / "last.keras")) == pytest.approx(0.05)
+
+
+def test_a_run_stopped_by_the_schedule_and_interrupted_before_done_is_not_trained_further(tmp_path, monkeypatch):
+    fit, cv = _clips(8, 0), _clips(4, 1)
+    real_evaluate = FrameCNN.evaluate
+    evaluated = []
+
+    def scripted_evaluate(self, *args, **kwargs):
+        logs = real_evaluate(self, *args, **kwargs)
+        evaluated.append(None)
+        return {**logs, "loss": E2E_VAL_LOSS[len(evaluated) - 1]}
+
+    monkeypatch.setattr(FrameCNN, "evaluate", scripted_evaluate)
+    train_frame_cnn(tmp_path / "run", fit, cv, E2E_CFG, verbose=0)
+    state = read_json(tmp_path / "run" / "state.json")
+    assert state["stopped"] is True and state["epoch"] == 2
+    # as if killed after the last epoch's checkpoint, before the run was marked done
+    (tmp_path / "run" / "state.json").write_text(json.dumps({**state, "done": False}))
+    monkeypatch.setattr(FrameCNN, "fit", lambda *a, **k: pytest.fail("trained past the schedule's stop"))
+    train_frame_cnn(tmp_path / "run", fit, cv, E2E_CFG, verbose=0)
+    assert read_json(tmp_path / "run" / "state.json")["done"] is True
