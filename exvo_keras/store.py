@@ -314,9 +314,9 @@ def build_store(path, file_ids: Sequence[str], embed: Callable[[list[str]], np.n
                 plan: Callable[[list[str]], None] | None = None) -> Path:
     """Runs `embed` over `file_ids` in batches into a store, computing only the rows no earlier run left.
 
-    `embed(ids) -> [len(ids), dims]` (or {dataset: rows}, see `StoreWriter.write`) may raise AudioError for a bad file: the batch is then retried one file at a
-    time, every other row is still written, and the bad files are listed together at the end (the store stays
-    `.partial`, so a rerun after fixing them computes only those).
+    `embed(ids) -> [len(ids), dims]` (or {dataset: rows}, see `StoreWriter.write`) may raise AudioError for a bad
+    file: the batch is then retried one file at a time, every other row is still written, and the bad files are
+    listed together at the end (the store stays `.partial`, so a rerun after fixing them computes only those).
 
     Args:
         corpus: the `Corpus` the rows come from (its fingerprint, root and per-file digests). Without it,
@@ -462,15 +462,29 @@ def store_layers(path) -> int:
         return int(f[LAYERS].shape[1]) if LAYERS in f else 0
 
 
+def _no_layers(path, extractor: str | None, data=None) -> StoreError:
+    """What a layer choice on a store without `layers` is told, naming why and the command that fixes it."""
+    if extractor == "ssl":
+        hint = (f"it was made before SSL stores kept every layer, or with --default-layer-only; delete it and "
+                f"rerun {remake_command(path, extractor, data)} to keep every layer from one pass")
+    else:
+        hint = f"only SSL stores hold layers ({extractor!r} made this one); drop the layer choice"
+    return StoreError(f"{path}: keeps no layers beside its embeddings, no layers to choose from ({hint})")
+
+
+def layer_count(path, data=None) -> int:
+    """How many layers the store keeps (its `layers`); a StoreError naming the fix when it keeps none. `data`
+    (the corpus folder) goes into the command the message names."""
+    count = store_layers(path)
+    if not count:
+        raise _no_layers(path, store_attrs(path).get("extractor"), data)
+    return count
+
+
 def _layer_index(path, layer, count: int, attrs: dict) -> int | slice:
     """Where `layer` (an index, negative from the end, or ALL_LAYERS) lies in the store's `layers`."""
     if count == 0:
-        if attrs.get("extractor") == "ssl":
-            hint = (f"it was made before SSL stores kept every layer, or with --default-layer-only; delete it and "
-                    f"rerun {remake_command(path, attrs.get('extractor'))} to keep every layer from one pass")
-        else:
-            hint = f"only SSL stores hold layers ({attrs.get('extractor')!r} made this one); drop the layer choice"
-        raise StoreError(f"{path}: holds one embedding per clip, no layers to choose from ({hint})")
+        raise _no_layers(path, attrs.get("extractor"))
     if layer == ALL_LAYERS:
         return slice(None)
     if isinstance(layer, bool) or not isinstance(layer, (int, np.integer)) or not -count <= layer < count:

@@ -59,6 +59,20 @@ def learnable_corpus(root: Path):
     return corpus, labels_of
 
 
+def layered_rows(labels_of, layers: int, informative: int, seed: int = 0):
+    """`embed(ids)` for an all-layer store of `layers` layers that are noise except `informative`, which holds
+    `labels_of(ids)` plus noise; `embeddings` is the last layer (noise)."""
+    rng = np.random.default_rng(seed)
+
+    def embed(ids):
+        clean = labels_of(ids)
+        every = rng.standard_normal((len(ids), layers, clean.shape[1]))
+        every[:, informative] = clean + 0.1 * rng.standard_normal(clean.shape)
+        return {"embeddings": every[:, -1], "layers": every}
+
+    return embed
+
+
 def read_rows(path: Path) -> tuple[list[str], list[dict[str, str]]]:
     """A CSV's header and rows as strings, exactly as written (no type inference)."""
     with path.open(newline="") as f:

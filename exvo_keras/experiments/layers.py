@@ -53,7 +53,7 @@ def layer_sweep(name: str, corpus: Corpus, work, seeds: Sequence[int], *, head: 
         >>> layer_sweep("wavlm", corpus, "work", seeds=[0])  # doctest: +SKIP
     """
     from exvo_keras.progress import progress_bar
-    from exvo_keras.store import StoreError, store_layers
+    from exvo_keras.store import StoreError, layer_count
     from exvo_keras.training.mtl import run_head
     from exvo_keras.training.recipes import HeadTraining
 
@@ -62,11 +62,7 @@ def layer_sweep(name: str, corpus: Corpus, work, seeds: Sequence[int], *, head: 
     if not store.exists():
         raise StoreError(f"{store}: no such store; extract it first (python -m exvo_keras extract-ssl {name} "
                          f"--data {corpus.root} --work {ws.root})")
-    count = store_layers(store)
-    if not count:
-        raise StoreError(f"{store}: keeps no layers beside its embeddings (made before SSL stores kept every layer, "
-                         f"or with --default-layer-only); delete it and rerun python -m exvo_keras extract-ssl "
-                         f"{name} --data {corpus.root} --work {ws.root}")
+    count = layer_count(store, data=corpus.root)
     records = []
     for layer in progress_bar(range(count), desc=f"{name} layers", unit="layer", enabled=progress):
         key = system_key((name,), head, layer)
@@ -75,8 +71,8 @@ def layer_sweep(name: str, corpus: Corpus, work, seeds: Sequence[int], *, head: 
             raise ValueError(f"a layer sweep ranks layers on dev; early_stopping={cfg.early_stopping!r} would pick "
                              "each head's epoch on the split it reports (use the default recipe, or "
                              "--early-stopping dev)")
-        summary = run_head(ws.run(key), corpus, cfg, seeds, progress=False)
         run = ws.run(key)
+        summary = run_head(run, corpus, cfg, seeds, progress=False)
         record = {"layer": layer, "key": key,
                   "dev_s_mtl": float(np.mean([dev_score(run, s) for s in (seeds if head != "linear" else seeds[:1])]))}
         record.update({f"Val_{m}": summary.get("Val", {}).get(m, {}).get("mean", float("nan")) for m in METRICS})

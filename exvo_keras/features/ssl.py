@@ -39,8 +39,8 @@ Store settings (everything that changes the numbers): ``model_type``, ``config``
 fields the port reads), ``hidden_size``, ``num_hidden_layers``, ``weights`` and ``do_normalize`` (the encoder's
 :class:`~exvo_keras.models.ssl.provenance.Provenance`), ``layer``, ``pooling``, ``sample_rate``, and ``precision``
 when not float32 (:attr:`SSLEncoder.precision`; a checkpoint folder is built under Keras's global policy,
-``--mixed-precision``), ``layers: "all"`` when the store keeps every layer; shard stores add ``shard`` (:class:`exvo_keras.store.Shard`;
-:func:`exvo_keras.store.merge_shards` joins them).
+``--mixed-precision``), ``layers: "all"`` when the store keeps every layer; shard stores add ``shard``
+(:class:`exvo_keras.store.Shard`; :func:`exvo_keras.store.merge_shards` joins them).
 """
 
 from __future__ import annotations
@@ -167,7 +167,8 @@ def pool_clips(encoder: SSLEncoder, clips: Sequence[np.ndarray], *, layer="last"
     """
     pooled = encoder.pooled_function(layer, all_layers)
     rows = np.zeros((len(clips), 2 * encoder.hidden_size), np.float32)
-    every = np.zeros((len(clips), encoder.num_hidden_layers + 1, 2 * encoder.hidden_size), np.float32)
+    every = np.zeros((len(clips), encoder.num_hidden_layers + 1, 2 * encoder.hidden_size), np.float32) \
+        if all_layers else None
     for batch in length_batches([c.size for c in clips], max_samples=int(batch_seconds * SAMPLE_RATE)):
         out = pooled(*pad_clips([clips[i] for i in batch]))
         if all_layers:

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import learnable_corpus
+from conftest import layered_rows, learnable_corpus
 from exvo_keras.experiments.layers import dev_score, layer_sweep
 from exvo_keras.store import StoreError, build_store
 from exvo_keras.workspace import ReportFolder, Workspace
@@ -19,16 +19,8 @@ def swept(tmp_path_factory):
     base = tmp_path_factory.mktemp("sweep")
     corpus, labels_of = learnable_corpus(base / "corpus")
     ws = Workspace(base / "work")
-    rng = np.random.default_rng(0)
-
-    def embed(ids):
-        clean = labels_of(ids)
-        layers = rng.standard_normal((len(ids), LAYERS, clean.shape[1]))
-        layers[:, INFORMATIVE] = clean + 0.1 * rng.standard_normal(clean.shape)
-        return {"embeddings": layers[:, -1], "layers": layers}
-
-    build_store(ws.store("wavlm"), corpus.file_ids(), embed, extractor="ssl", settings={}, corpus=corpus,
-                progress=False)
+    build_store(ws.store("wavlm"), corpus.file_ids(), layered_rows(labels_of, LAYERS, INFORMATIVE),
+                extractor="ssl", settings={}, corpus=corpus, progress=False)
     frame = layer_sweep("wavlm", corpus, ws, [0], out=base / "results", progress=False, epochs=8)
     return corpus, ws, base / "results", frame
 

@@ -168,8 +168,9 @@ class _Interrupted(KeyboardInterrupt):
     pass
 
 
-def test_train_frame_cnn_resumed_after_an_epoch_has_the_history_of_an_uninterrupted_run(tmp_path, monkeypatch):
-    fit, cv = _clips(8, 0), _clips(4, 1)
+def _scripted_validation(monkeypatch) -> list:
+    """FrameCNN.evaluate reports E2E_VAL_LOSS in turn as the validation loss; returns the list of calls made, which
+    a test clears to start the script again."""
     real_evaluate = FrameCNN.evaluate
     evaluated = []
 
@@ -178,6 +179,13 @@ def test_train_frame_cnn_resumed_after_an_epoch_has_the_history_of_an_uninterrup
         evaluated.append(None)
         return {**logs, "loss": E2E_VAL_LOSS[len(evaluated) - 1]}
 
+    monkeypatch.setattr(FrameCNN, "evaluate", scripted_evaluate)
+    return evaluated
+
+
+def test_train_frame_cnn_resumed_after_an_epoch_has_the_history_of_an_uninterrupted_run(tmp_path, monkeypatch):
+    fit, cv = _clips(8, 0), _clips(4, 1)
+    evaluated = _scripted_validation(monkeypatch)
     real_tensorboard = keras.callbacks.TensorBoard
 
     class InterruptingTensorBoard(real_tensorboard):
@@ -187,7 +195,6 @@ def test_train_frame_cnn_resumed_after_an_epoch_has_the_history_of_an_uninterrup
                 raise _Interrupted()
             super().on_epoch_begin(epoch, logs)
 
-    monkeypatch.setattr(FrameCNN, "evaluate", scripted_evaluate)
     train_frame_cnn(tmp_path / "whole", fit, cv, E2E_CFG, verbose=0)
     evaluated.clear()
     with monkeypatch.context() as interrupt:
@@ -214,15 +221,7 @@ def test_train_frame_cnn_resumed_after_an_epoch_has_the_history_of_an_uninterrup
 
 def test_a_run_stopped_by_the_schedule_and_interrupted_before_done_is_not_trained_further(tmp_path, monkeypatch):
     fit, cv = _clips(8, 0), _clips(4, 1)
-    real_evaluate = FrameCNN.evaluate
-    evaluated = []
-
-    def scripted_evaluate(self, *args, **kwargs):
-        logs = real_evaluate(self, *args, **kwargs)
-        evaluated.append(None)
-        return {**logs, "loss": E2E_VAL_LOSS[len(evaluated) - 1]}
-
-    monkeypatch.setattr(FrameCNN, "evaluate", scripted_evaluate)
+    _scripted_validation(monkeypatch)
     train_frame_cnn(tmp_path / "run", fit, cv, E2E_CFG, verbose=0)
     state = read_json(tmp_path / "run" / "state.json")
     assert state["stopped"] is True and state["epoch"] == 2

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import learnable_corpus
+from conftest import layered_rows, learnable_corpus
 from exvo_keras.store import build_store
 from exvo_keras.training.mtl import HeadTraining, load_head, reference_scores, run_head
 from exvo_keras.training.recipes import WEIGHTED_LAYERS
@@ -21,16 +21,8 @@ LAYERS = 4
 def layered(tmp_path_factory):
     """An 'SSL' store whose layers are noise except layer INFORMATIVE, which holds the labels plus noise."""
     corpus, labels_of = learnable_corpus(tmp_path_factory.mktemp("c") / "corpus")
-    rng = np.random.default_rng(0)
-
-    def embed(ids):
-        clean = labels_of(ids)
-        layers = rng.standard_normal((len(ids), LAYERS, clean.shape[1]))
-        layers[:, INFORMATIVE] = clean + 0.1 * rng.standard_normal(clean.shape)
-        return {"embeddings": layers[:, -1], "layers": layers}
-
-    store = build_store(corpus.root.parent / "ssl.h5", corpus.file_ids(), embed, extractor="ssl", settings={},
-                        corpus=corpus, progress=False)
+    store = build_store(corpus.root.parent / "ssl.h5", corpus.file_ids(), layered_rows(labels_of, LAYERS, INFORMATIVE),
+                        extractor="ssl", settings={}, corpus=corpus, progress=False)
     return corpus, store
 
 
